@@ -1,0 +1,25 @@
+"""qa: answers questions from your documents with cited, verbatim snippets."""
+
+from .assistant import Assistant
+from .errors import CitationError, ConfigError, IndexError_, IngestError, InputError, QAError
+from .settings import Settings
+from .types import Answer, BuildReport, Citation, Document, FileReport, Passage, QuoteMatch, Snippet
+
+__all__ = [
+    "Answer",
+    "Assistant",
+    "BuildReport",
+    "Citation",
+    "CitationError",
+    "ConfigError",
+    "Document",
+    "FileReport",
+    "IndexError_",
+    "IngestError",
+    "InputError",
+    "Passage",
+    "QAError",
+    "QuoteMatch",
+    "Settings",
+    "Snippet",
+]

@@ -1,0 +1,122 @@
+"""The facade: open or build an index, then ask, cite and find quotes. Plain function calls."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from . import cite as citing
+from .build import Progress, build_index
+from .embed import Embedder, SentenceTransformerEmbedder
+from .errors import InputError
+from .extract import Scored, answer, score_sentences
+from .index import Index, file_reports, read_manifest
+from .ingest import discover
+from .lexical import terms
+from .retrieve import Hit, search
+from .settings import Settings
+from .types import Answer, BuildReport, FileReport, Passage
+
+MAX_QUESTION_CHARS = 2000
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def clean_question(question: str) -> str:
+    """The question with control characters dropped and white space folded; InputError if unusable."""
+    if not isinstance(question, str):
+        raise InputError(f"a question must be text, not {type(question).__name__}")
+    text = " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFC", question)).split())
+    if not text:
+        raise InputError("the question is empty; type a question")
+    if len(text) > MAX_QUESTION_CHARS:
+        raise InputError(
+            f"the question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}: ask a shorter one"
+        )
+    return text
+
+
+class Assistant:
+    """Answers questions from an index with cited verbatim snippets."""
+
+    def __init__(self, index: Index, embedder: Embedder, settings: Settings) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+
+    @classmethod
+    def open(cls, index_dir: str | Path = "index", *, model: str | None = None,
+             settings: Settings | None = None, embedder: Embedder | None = None) -> Assistant:
+        """Open a built index. ``model``, when given, must be the model the index was built with."""
+        index = Index.open(Path(index_dir), model)
+        settings = (settings or Settings()).but(model=index.manifest["model"]["name"])
+        return cls(index, embedder or SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size),
+                   settings)
+
+    @staticmethod
+    def build(corpus: str | Path | Sequence[str | Path], index_dir: str | Path = "index", *,
+              settings: Settings | None = None, embedder: SentenceTransformerEmbedder | None = None,
+              rebuild: bool = False, progress: bool = False, on_progress: Progress | None = None,
+              wait_s: float = 0.0) -> BuildReport:
+        """Index the files under ``corpus`` into ``index_dir``, reusing what has not changed."""
+        settings = settings or Settings()
+        roots = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(p) for p in corpus]
+        embedder = embedder or SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
+        return build_index(Path(index_dir), roots, settings, embedder, embedder.tokenizer, embedder.dimension,
+                           rebuild=rebuild, progress=progress, on_progress=on_progress, wait_s=wait_s)
+
+    @staticmethod
+    def is_stale(corpus: str | Path | Sequence[str | Path], index_dir: str | Path = "index") -> bool:
+        """Whether the files under ``corpus`` differ from what the index was built from."""
+        manifest = read_manifest(Path(index_dir))
+        if manifest is None:
+            return True
+        roots = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(p) for p in corpus]
+        if manifest.get("roots") != [str(r.resolve()) for r in roots]:
+            return True
+        files, _ = discover(roots)
+        known = {**manifest["files"], **manifest.get("skipped", {})}
+        if sorted(known) != sorted(f.source for f in files):
+            return True
+        for f in files:
+            st = f.path.stat()
+            if (known[f.source].get("size"), known[f.source].get("mtime_ns")) != (st.st_size, st.st_mtime_ns):
+                return True
+        return False
+
+    def ask(self, question: str, k: int | None = None) -> Answer:
+        """The best verbatim answer to ``question`` with ``k`` snippets in all, or an abstention."""
+        text = clean_question(question)
+        return self._answer(text, self.embedder.embed([text])[0], k)
+
+    def ask_many(self, questions: Sequence[str], k: int | None = None) -> list[Answer]:
+        """Answers to many questions; the questions are embedded in batches."""
+        texts = [clean_question(q) for q in questions]
+        vectors = self.embedder.embed(texts)
+        return [self._answer(t, v, k) for t, v in zip(texts, vectors, strict=True)]
+
+    def retrieve(self, question: str, vector: np.ndarray) -> tuple[list[Hit], list[Scored]]:
+        """Ranked chunks and scored sentences for a cleaned question and its vector."""
+        words = terms(question)
+        hits = search(self.index, vector, words, self.settings)
+        return score_sentences(self.index, hits, vector, words, self.settings)
+
+    def _answer(self, question: str, vector: np.ndarray, k: int | None) -> Answer:
+        if k is not None and k < 1:
+            raise InputError(f"k ({k}) must be at least 1")
+        hits, scored = self.retrieve(question, vector)
+        return answer(self.index, question, hits, scored, self.settings, k or self.settings.snippets)
+
+    def cite(self, citation_id: str, context: int = 300) -> Passage:
+        """The cited passage with ``context`` characters of the source either side."""
+        return citing.resolve(self.index, citation_id, context)
+
+    def sources(self) -> list[FileReport]:
+        """Each indexed or skipped file with its ingest figures and warnings."""
+        return file_reports(self.index.manifest)
+
+    def close(self) -> None:
+        self.index.close()

@@ -1,0 +1,296 @@
+"""Build or update an index: files -> documents -> sentences and chunks -> vectors -> the folder.
+
+Unchanged files (same content hash, same model and chunk settings) keep their sentences, chunks
+and vectors from the previous index; only new and changed files are read and embedded, and files
+that are gone drop out. Everything is written to a staging folder and swapped in at the end.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .chunk import Tokenizer, chunk_document, title_prefix
+from .embed import Embedder, embed_with_spans
+from .errors import IngestError, QAError
+from .index import (
+    FORMAT_VERSION,
+    Index,
+    build_lock,
+    clean_up,
+    ingest_error,
+    publish,
+    read_manifest,
+    staging_folder,
+    write_generation,
+)
+from .ingest import SourceFile, discover, file_hash, parse_document, read_bytes
+from .settings import Settings
+from .types import BuildReport, Document, FileReport
+
+EMBED_BATCH = 256
+Progress = Callable[[str, int, int], None]
+
+
+@dataclass
+class _Doc:
+    """A document on its way into the new index."""
+
+    document: Document
+    sentences: list[tuple[int, int, int | None, int]]
+    chunks: list[tuple[int, int, int | None, int, int, int]]
+    file: dict[str, Any]
+    chunk_vectors: np.ndarray | None = None
+    sentence_vectors: np.ndarray | None = None
+
+
+def build_index(
+    index_dir: Path,
+    roots: list[Path],
+    settings: Settings,
+    embedder: Embedder,
+    tokenizer: Tokenizer,
+    dimension: int,
+    *,
+    rebuild: bool = False,
+    progress: bool = False,
+    on_progress: Progress | None = None,
+    wait_s: float = 0.0,
+) -> BuildReport:
+    """Index the supported files under ``roots`` into ``index_dir``; see the module docstring."""
+    started = time.perf_counter()
+    with build_lock(index_dir, wait_s):
+        previous = None if rebuild else _reusable(index_dir, settings)
+        files, passed = discover(roots)
+        reports: list[FileReport] = [FileReport(name, "skipped", error=f"{name}: {why}") for name, why in passed]
+        docs, skipped_files, fresh = _read_all(files, previous, settings, tokenizer, reports, progress, on_progress)
+        if not docs:
+            raise IngestError(
+                f"nothing could be indexed from {', '.join(str(r) for r in roots)} "
+                f"({len(reports)} file(s) skipped); add .txt, .md or .pdf files"
+            )
+        unchanged = previous is not None and not fresh and _same_sources(previous, docs, roots)
+        if unchanged:
+            return BuildReport(tuple(reports), time.perf_counter() - started, 0)
+        embedded = _embed_fresh(docs, embedder, settings, dimension, progress, on_progress)
+        manifest = _manifest(settings, embedder, dimension, tokenizer, roots, docs, skipped_files)
+        staging = staging_folder(index_dir)
+        try:
+            _write(staging, manifest, docs, settings, dimension)
+            publish(index_dir, staging)
+        except BaseException:
+            import shutil
+
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        if previous is not None:
+            previous.close()
+        clean_up(index_dir)
+        return BuildReport(tuple(reports), time.perf_counter() - started, embedded)
+
+
+def _reusable(index_dir: Path, settings: Settings) -> Index | None:
+    """The previous index when its vectors can be reused (same model and chunk settings)."""
+    try:
+        manifest = read_manifest(index_dir)
+        if manifest is None:
+            return None
+        if manifest["model"]["name"] != settings.model or manifest["settings"] != settings.index_fields():
+            return None
+        return Index.open(index_dir)
+    except QAError:
+        return None  # a damaged previous index is simply rebuilt
+
+
+def _read_all(
+    files: list[SourceFile],
+    previous: Index | None,
+    settings: Settings,
+    tokenizer: Tokenizer,
+    reports: list[FileReport],
+    progress: bool,
+    on_progress: Progress | None,
+) -> tuple[list[_Doc], dict[str, dict[str, Any]], bool]:
+    """Read, or take over from ``previous``, every file; returns docs, skipped files, and whether any is new."""
+    max_bytes = int(settings.max_file_mb * 1e6)
+    docs: list[_Doc] = []
+    skipped: dict[str, dict[str, Any]] = {}
+    seen: dict[str, str] = {}
+    fresh = False
+    bar = _bar(len(files), "reading", "file", progress)
+    for n, file in enumerate(files):
+        stat = _stat(file)
+        try:
+            data = read_bytes(file, max_bytes)
+            digest = file_hash(data)
+            doc_id = digest[:16]
+            if doc_id in seen:
+                raise IngestError(f"{file.source}: same content as {seen[doc_id]}; indexed once, under that name")
+            seen[doc_id] = file.source
+            entry = _take_over(previous, doc_id, file.source) if previous is not None else None
+            if entry is None:
+                document, warnings = parse_document(file, data)
+                sentences, chunks = chunk_document(
+                    document, tokenizer, settings.chunk_tokens, settings.chunk_overlap, settings.title_in_chunks
+                )
+                entry = _Doc(
+                    document,
+                    [(s.start, s.end, s.page, s.tokens) for s in sentences],
+                    [(c.start, c.end, c.page, c.first, c.last, c.tokens) for c in chunks],
+                    {"warnings": warnings},
+                )
+                fresh = True
+            status = "indexed" if entry.chunk_vectors is None else "unchanged"
+            entry.file.update(sha256=digest, doc_id=doc_id, **stat,
+                              pages=len(entry.document.page_starts), chars=len(entry.document.text),
+                              sentences=len(entry.sentences), chunks=len(entry.chunks))
+            docs.append(entry)
+            reports.append(FileReport(file.source, status, entry.file["pages"], entry.file["chars"],
+                                      len(entry.sentences), len(entry.chunks), tuple(entry.file["warnings"])))
+        except Exception as exc:  # one bad file is reported and skipped; the rest are indexed
+            reason = ingest_error(file.source, exc)
+            skipped[file.source] = {**stat, "error": reason}
+            reports.append(FileReport(file.source, "skipped", error=reason))
+        _tick(bar, on_progress, "reading", n + 1, len(files))
+    if bar is not None:
+        bar.close()
+    return docs, skipped, fresh
+
+
+def _stat(file: SourceFile) -> dict[str, Any]:
+    try:
+        st = file.path.stat()
+        return {"path": str(file.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    except OSError:
+        return {"path": str(file.path), "size": -1, "mtime_ns": -1}
+
+
+def _take_over(previous: Index, doc_id: str, source: str) -> _Doc | None:
+    """The stored sentences, chunks and vectors of an unchanged document, under its current name."""
+    row = previous.row_of(doc_id)
+    if row is None:
+        return None
+    stored = previous.document(row)
+    old = stored.document
+    document = Document(old.doc_id, source, old.title, old.text, old.kind, old.page_starts)
+    sentences = [(s.start, s.end, s.page, 0) for s in previous.sentences(stored.sent_lo, stored.sent_hi)]
+    chunk_rows = previous.chunks(list(range(stored.chunk_lo, stored.chunk_hi)))
+    chunks = [(c.start, c.end, c.page, c.first - stored.sent_lo, c.last - stored.sent_lo, 0) for c in chunk_rows]
+    old_file = previous.manifest["files"].get(old.source, {})
+    return _Doc(
+        document, sentences, chunks, {"warnings": list(old_file.get("warnings", []))},
+        np.asarray(previous.chunk_vectors[stored.chunk_lo : stored.chunk_hi], dtype=np.float32),
+        np.asarray(previous.sentence_vectors[stored.sent_lo : stored.sent_hi], dtype=np.float16),
+    )
+
+
+def _same_sources(previous: Index, docs: list[_Doc], roots: list[Path]) -> bool:
+    old = previous.manifest
+    if sorted(old["files"]) != sorted(d.document.source for d in docs):
+        return False
+    if old.get("roots") != [str(r.resolve()) for r in roots]:
+        return False
+    return all(old["files"][d.document.source]["doc_id"] == d.document.doc_id for d in docs)
+
+
+def chunk_texts(doc: Document, chunks: list[tuple[int, int, int | None, int, int, int]], with_title: bool) -> list[str]:
+    """The text each chunk is embedded and searched as: its title line, then its own text."""
+    prefix = title_prefix(doc, with_title)
+    return [prefix + doc.text[a:b] for a, b, *_ in chunks]
+
+
+def _embed_fresh(docs: list[_Doc], embedder: Embedder, settings: Settings, dimension: int, progress: bool,
+                 on_progress: Progress | None) -> int:
+    """Embed the chunks of new documents, and their sentences in the same pass."""
+    work: list[tuple[_Doc, int, str, list[tuple[int, int]], list[int]]] = []
+    for doc in docs:
+        if doc.chunk_vectors is not None:
+            continue
+        prefix = len(title_prefix(doc.document, settings.title_in_chunks))
+        owner = set()
+        for i, (start, _end, _page, first, last, _n) in enumerate(doc.chunks):
+            mine = [s for s in range(first, last) if s not in owner]
+            owner.update(mine)
+            spans = [(prefix + doc.sentences[s][0] - start, prefix + doc.sentences[s][1] - start) for s in mine]
+            text = chunk_texts(doc.document, [doc.chunks[i]], settings.title_in_chunks)[0]
+            work.append((doc, i, text, spans, mine))
+    total = len(work)
+    bar = _bar(total, "embedding", "chunk", progress)
+    results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    for at in range(0, total, EMBED_BATCH):
+        batch = work[at : at + EMBED_BATCH]
+        vectors, pooled = embed_with_spans(embedder, [w[2] for w in batch], [w[3] for w in batch])
+        for k, item in enumerate(batch):
+            results[at + k] = (vectors[k], pooled[k])
+        if bar is not None:
+            bar.update(len(batch))
+        _tick(None, on_progress, "embedding", min(at + EMBED_BATCH, total), total)
+    if bar is not None:
+        bar.close()
+    by_doc: dict[int, list[int]] = {}
+    for n, item in enumerate(work):
+        by_doc.setdefault(id(item[0]), []).append(n)
+    for doc in docs:
+        if doc.chunk_vectors is not None:
+            continue
+        indexes = by_doc.get(id(doc), [])
+        chunk_vecs = np.zeros((len(doc.chunks), dimension), dtype=np.float32)
+        sent_vecs = np.zeros((len(doc.sentences), dimension), dtype=np.float16)
+        for n in indexes:
+            _, i, _, _, mine = work[n]
+            chunk_vecs[i] = results[n][0]
+            if mine:
+                sent_vecs[mine] = results[n][1]
+        doc.chunk_vectors, doc.sentence_vectors = chunk_vecs, sent_vecs
+    return total
+
+
+def _manifest(settings: Settings, embedder: Embedder, dimension: int, tokenizer: Tokenizer, roots: list[Path],
+              docs: list[_Doc], skipped: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "format": FORMAT_VERSION,
+        "model": {"name": settings.model, "dimension": dimension, "max_tokens": tokenizer.max_tokens},
+        "settings": settings.index_fields(),
+        "dense": {"type": "flat"},
+        "roots": [str(r.resolve()) for r in roots],
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "counts": {"documents": len(docs), "chunks": sum(len(d.chunks) for d in docs),
+                   "sentences": sum(len(d.sentences) for d in docs)},
+        "files": {d.document.source: d.file for d in docs},
+        "skipped": skipped,
+    }
+
+
+def _write(staging: Path, manifest: dict[str, Any], docs: list[_Doc], settings: Settings, dimension: int) -> None:
+    import faiss
+
+    docs = sorted(docs, key=lambda d: d.document.source)
+    chunk_vectors = np.concatenate([d.chunk_vectors for d in docs if d.chunk_vectors is not None]).astype(np.float32)
+    sentence_vectors = np.concatenate([d.sentence_vectors for d in docs if d.sentence_vectors is not None])
+    dense = faiss.IndexFlatIP(dimension)
+    if len(chunk_vectors):
+        dense.add(chunk_vectors)
+    texts = [t for d in docs for t in chunk_texts(d.document, d.chunks, settings.title_in_chunks)]
+    write_generation(staging, manifest, [(d.document, d.sentences, d.chunks) for d in docs],
+                     chunk_vectors, sentence_vectors, texts, dense)
+
+
+def _bar(total: int, what: str, unit: str, show: bool):  # type: ignore[no-untyped-def]
+    if not show or not sys.stderr.isatty() or total == 0:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=what, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+def _tick(bar, on_progress: Progress | None, stage: str, done: int, total: int) -> None:  # type: ignore[no-untyped-def]
+    if bar is not None and stage == "reading":
+        bar.update(1)
+    if on_progress is not None:
+        on_progress(stage, done, total)

