@@ -19,7 +19,8 @@ from .ingest import discover
 from .lexical import terms
 from .retrieve import Hit, search
 from .settings import Settings
-from .types import Answer, BuildReport, FileReport, Passage
+from .quote import find_quote
+from .types import Answer, BuildReport, FileReport, Passage, QuoteMatch
 
 MAX_QUESTION_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -113,6 +114,10 @@ class Assistant:
     def cite(self, citation_id: str, context: int = 300) -> Passage:
         """The cited passage with ``context`` characters of the source either side."""
         return citing.resolve(self.index, citation_id, context)
+
+    def find_quote(self, quote: str, limit: int = 20) -> list[QuoteMatch]:
+        """Every place the quote occurs: exact, then normalised (case, spaces, quotes, dashes), then fuzzy."""
+        return find_quote(self.index, quote, limit)
 
     def sources(self) -> list[FileReport]:
         """Each indexed or skipped file with its ingest figures and warnings."""

@@ -59,6 +59,7 @@ def build_index(
     dimension: int,
     *,
     rebuild: bool = False,
+    documents: list[Document] | None = None,
     progress: bool = False,
     on_progress: Progress | None = None,
     wait_s: float = 0.0,
@@ -67,9 +68,10 @@ def build_index(
     started = time.perf_counter()
     with build_lock(index_dir, wait_s):
         previous = None if rebuild else _reusable(index_dir, settings)
-        files, passed = discover(roots)
+        files, passed = discover(roots) if documents is None else ([], [])
         reports: list[FileReport] = [FileReport(name, "skipped", error=f"{name}: {why}") for name, why in passed]
-        docs, skipped_files, fresh = _read_all(files, previous, settings, tokenizer, reports, progress, on_progress)
+        items: list[SourceFile | Document] = list(files) if documents is None else list(documents)
+        docs, skipped_files, fresh = _read_all(items, previous, settings, tokenizer, reports, progress, on_progress)
         if not docs:
             raise IngestError(
                 f"nothing could be indexed from {', '.join(str(r) for r in roots)} "
@@ -109,7 +111,7 @@ def _reusable(index_dir: Path, settings: Settings) -> Index | None:
 
 
 def _read_all(
-    files: list[SourceFile],
+    files: list[SourceFile | Document],
     previous: Index | None,
     settings: Settings,
     tokenizer: Tokenizer,
@@ -125,17 +127,20 @@ def _read_all(
     fresh = False
     bar = _bar(len(files), "reading", "file", progress)
     for n, file in enumerate(files):
-        stat = _stat(file)
+        stat = _stat(file) if isinstance(file, SourceFile) else {}
         try:
-            data = read_bytes(file, max_bytes)
-            digest = file_hash(data)
-            doc_id = digest[:16]
+            if isinstance(file, Document):
+                data, digest, doc_id = b"", file.doc_id, file.doc_id
+            else:
+                data = read_bytes(file, max_bytes)
+                digest = file_hash(data)
+                doc_id = digest[:16]
             if doc_id in seen:
                 raise IngestError(f"{file.source}: same content as {seen[doc_id]}; indexed once, under that name")
             seen[doc_id] = file.source
             entry = _take_over(previous, doc_id, file.source) if previous is not None else None
             if entry is None:
-                document, warnings = parse_document(file, data)
+                document, warnings = (file, []) if isinstance(file, Document) else parse_document(file, data)
                 sentences, chunks = chunk_document(
                     document, tokenizer, settings.chunk_tokens, settings.chunk_overlap, settings.title_in_chunks
                 )

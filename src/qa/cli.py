@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .errors import QAError
+from .errors import InputError, QAError
 from .settings import Settings
 from .types import Answer, BuildReport, Passage, Snippet
 
@@ -186,6 +186,88 @@ def format_passage(passage: Passage) -> str:
     return f"{head}  [{c.id}]\n\n…{passage.before}>>>{passage.text}<<<{passage.after}…"
 
 
+@main.command("batch")
+@click.argument("questions", type=click.Path(allow_dash=True, path_type=str))
+@click.option("-o", "--output", "output", required=True, type=click.Path(allow_dash=True, path_type=str),
+              help="Answer file: .jsonl, .csv or .md (or - for standard output).")
+@click.option("--format", "out_format", type=click.Choice(["jsonl", "csv", "md"]), default=None,
+              help="Answer format (default: from the output's extension).")
+@click.option("--input-format", "in_format", type=click.Choice(["txt", "csv", "tsv", "jsonl"]), default=None,
+              help="Question format (default: from the extension; txt for stdin).")
+@click.option("--resume", is_flag=True, help="Skip ids already in the output file and append the rest.")
+@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Snippets per answer (default 3).")
+@index_option
+@model_option
+def batch_command(questions: str, output: str, out_format: str | None, in_format: str | None, resume: bool,
+                  k: int | None, index_dir: Path, model: str | None) -> None:
+    """Answer every question in QUESTIONS (.txt, .csv, .tsv, .jsonl, or - for stdin) into a file."""
+    from . import batch
+
+    fin, fout = batch.input_format(questions, in_format), batch.output_format(output, out_format)
+    if questions == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = Path(questions).read_bytes()
+        except OSError as exc:
+            raise InputError(f"{questions}: cannot read the question file ({exc.strerror})") from None
+    rows = list(batch.read_rows(data, fin, questions))
+    skip: set[str] = set()
+    if resume and output != "-":
+        skip = batch.done_ids(Path(output), fout)
+    assistant = _open(index_dir, model)
+    assistant.embedder.embed(["load the model before the clock starts"])
+    stream = sys.stdout if output == "-" else open(output, "a" if skip else "w", encoding="utf-8", newline="")
+    bar = _progress(len(rows) - len(skip & {r.id for r in rows}), output != "-")
+    try:
+        summary = batch.run(assistant, rows, batch.Writer(stream, fout, append=bool(skip)), k=k, skip=skip,
+                            on_row=lambda rec, s: bar.update(1) if bar is not None else None)
+    except KeyboardInterrupt:
+        click.echo(f"interrupted: the rows answered so far are in {output}; run again with --resume", err=True)
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        if stream is not sys.stdout:
+            stream.close()
+    click.echo(summary.line(), err=True)
+
+
+def _progress(total: int, show: bool):  # type: ignore[no-untyped-def]
+    if not show or not sys.stderr.isatty():
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, unit="question", file=sys.stderr, dynamic_ncols=True)
+
+
+@main.command("quote")
+@click.argument("text", required=False)
+@click.option("--file", "from_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Read the quote from a file.")
+@index_option
+@click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
+@json_option
+def quote_command(text: str | None, from_file: Path | None, index_dir: Path, limit: int, as_json: bool) -> None:
+    """Find every place TEXT (or --file, or - for stdin) comes from: exact, normalised, then close matches."""
+    from .index import Index
+    from .quote import find_quote
+
+    if from_file is not None:
+        text = from_file.read_text(encoding="utf-8", errors="replace")
+    elif text is None or text == "-":
+        text = sys.stdin.read()
+    matches = find_quote(Index.open(index_dir), text, limit)
+    if as_json:
+        _emit_json(to_data(matches))
+        return
+    if not matches:
+        click.echo("Not found in the sources: no exact, normalised or close match.")
+    for n, m in enumerate(matches, 1):
+        click.echo(f"[{n}] {m.kind} ({m.similarity:.0%}): “{' '.join(m.text.split())}”")
+        click.echo(f"    — {m.citation}")
+
+
 @main.command("sources")
 @index_option
 @json_option
@@ -198,6 +280,43 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
         _emit_json(to_data(reports))
     else:
         _print_report(BuildReport(tuple(reports)))
+
+
+@main.command("eval")
+@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default="../shared/datasets/squad/dev-v1.1.json", show_default=True, help="SQuAD v1.1 dev JSON.")
+@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default="results", show_default=True,
+              help="Folder for the evaluation index and results.")
+@model_option
+@click.option("--chunk-tokens", type=int, default=None, help="Largest chunk, in model tokens.")
+@click.option("--tune", "do_tune", is_flag=True, help="Search fusion and sentence weights on articles 0-23 first.")
+@click.option("--limit", type=int, default=None, help="Use only the first N questions of each split (quick runs).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write results JSON.")
+def eval_command(data: Path, work: Path, model: str | None, chunk_tokens: int | None, do_tune: bool,
+                 limit: int | None, out: Path | None) -> None:
+    """Open retrieval on SQuAD v1.1 dev: dense, lexical and hybrid side by side."""
+    from . import evaluate
+
+    changes = {k: v for k, v in {"model": model, "chunk_tokens": chunk_tokens}.items() if v is not None}
+    settings = Settings().but(**changes)
+    work.mkdir(parents=True, exist_ok=True)
+    assistant, questions, vectors = evaluate.prepare(data, work, settings)
+    if do_tune:
+        settings = evaluate.tune(assistant, questions, vectors, settings, lambda m: click.echo(m, err=True), limit)
+        click.echo(f"best on articles 0-23: {settings}")
+    results = evaluate.evaluate(assistant, questions, vectors, settings, limit)
+    click.echo(format_eval(results))
+    if out is not None:
+        out.write_text(json.dumps({"settings": dataclasses.asdict(settings), "results": results}, indent=1))
+
+
+def format_eval(results: dict[str, dict[str, dict[str, Any]]]) -> str:
+    keys = ["recall@1", "recall@5", "recall@20", "snippet_accuracy@1", "verbatim_rate", "ms_per_question"]
+    lines = [f"{'mode':<8} {'split':<13} {'n':>6} " + " ".join(f"{k:>18}" for k in keys)]
+    for mode, splits in results.items():
+        for name, m in splits.items():
+            lines.append(f"{mode:<8} {name:<13} {m['questions']:>6} " + " ".join(f"{m[k]:>18}" for k in keys))
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -81,19 +81,7 @@ class SentenceTransformerEmbedder:
 
     @cached_property
     def model(self) -> Any:
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-        path = resolve_model(self.name)
-        try:
-            return SentenceTransformer(path, device=self._device, local_files_only=True)
-        except Exception as exc:  # many kinds: missing files, bad config, not on the hub offline
-            raise ConfigError(
-                f"embedding model {self.name!r} could not be loaded offline ({' '.join(str(exc).split())[:200]}); "
-                "give the path of a local sentence-transformers model"
-            ) from None
+        return _load(self.name, self._device)
 
     @property
     def dimension(self) -> int:
@@ -141,6 +129,23 @@ class SentenceTransformerEmbedder:
                 pooled[i] = _pool(tokens[row], offsets[row], mask[row], spans[i], out[i])
         norms = np.linalg.norm(out, axis=1, keepdims=True)
         return out / np.maximum(norms, 1e-12), pooled
+
+
+@lru_cache(maxsize=4)
+def _load(name: str, device: str) -> Any:
+    """Load a model once per process (the UI, the CLI and tests open many assistants)."""
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    try:
+        return SentenceTransformer(resolve_model(name), device=device, local_files_only=True)
+    except Exception as exc:  # many kinds: missing files, bad config, not on the hub offline
+        raise ConfigError(
+            f"embedding model {name!r} could not be loaded offline ({' '.join(str(exc).split())[:200]}); "
+            "give the path of a local sentence-transformers model"
+        ) from None
 
 
 def _pool(tokens: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans: Spans, fallback: np.ndarray) -> np.ndarray:

@@ -6,11 +6,13 @@ Every snippet's text is ``document.text[start:end]``: nothing is generated or re
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 import numpy as np
 
 from .cite import make_citation
 from .index import Index
+from .lexical import terms
 from .retrieve import Hit
 from .settings import Settings
 from .types import Answer, Snippet
@@ -27,6 +29,7 @@ class Scored:
     page: int | None
     score: float
     dense: float
+    coverage: float
     chunk_rank: int
 
 
@@ -42,6 +45,9 @@ def score_sentences(
         return hits, []
     weights = {t: index.lexical.idf(t) for t in set(query_terms)}
     total = sum(weights.values()) or 1.0
+    # Coverage counts words the corpus never uses at full weight: a question about things the
+    # sources never mention covers little, however well its other words match.
+    every = sum(index.lexical.idf(t, index.lexical.max_idf) for t in set(query_terms)) or 1.0
     best_fused = max(h.score for h in top) or 1.0
     seen: dict[int, Scored] = {}
     chunk_best: dict[int, float] = {}
@@ -54,13 +60,14 @@ def score_sentences(
         text = index.document(row.doc).document.text
         chunk_part = hit.score / best_fused
         for s, d in zip(sentences, dense, strict=True):
-            words = set(_terms(text[s.start : s.end]))
-            lexical = sum(w for t, w in weights.items() if t in words) / total
+            words = _terms(text[s.start : s.end])
+            matched = sum(w for t, w in weights.items() if t in words)
+            lexical = matched / total
             score = (settings.sentence_dense_weight * float(d) + settings.sentence_lexical_weight * lexical
                      + settings.sentence_chunk_weight * chunk_part)
             chunk_best[hit.chunk] = max(chunk_best.get(hit.chunk, -1.0), score)
             if s.id not in seen or seen[s.id].score < score:
-                seen[s.id] = Scored(s.id, s.doc, s.start, s.end, s.page, score, float(d), rank)
+                seen[s.id] = Scored(s.id, s.doc, s.start, s.end, s.page, score, float(d), matched / every, rank)
     r = settings.rerank_weight
     reranked = sorted(
         top, key=lambda h: -((1 - r) * h.score / best_fused + r * chunk_best.get(h.chunk, 0.0))
@@ -68,10 +75,9 @@ def score_sentences(
     return reranked, sorted(seen.values(), key=lambda s: -s.score)
 
 
-def _terms(text: str) -> list[str]:
-    from .lexical import terms
-
-    return terms(text)
+@lru_cache(maxsize=200_000)
+def _terms(text: str) -> frozenset[str]:
+    return frozenset(terms(text))
 
 
 def answer(
@@ -81,16 +87,21 @@ def answer(
     if not scored:
         return Answer(question, (), True, "the index holds no passage that matches the question")
     best = scored[0]
-    confidence = max(best.dense, hits[0].dense if hits else best.dense)
+    confidence = confidence_of(best)
     if confidence < settings.abstain_below:
         related = tuple(_snippet(index, s.doc, s.start, s.end, s.score) for s in _distinct(scored, k))
         reason = (f"the closest passage is too weak a match "
-                  f"(similarity {confidence:.2f}, below the {settings.abstain_below:.2f} needed)")
+                  f"(confidence {confidence:.2f}, below the {settings.abstain_below:.2f} needed)")
         return Answer(question, (), True, reason, related, confidence)
     chosen = _distinct(scored, k)
     snippets = [_answer_snippet(index, chosen[0], scored)]
     snippets += [_snippet(index, s.doc, s.start, s.end, s.score) for s in chosen[1:]]
     return Answer(question, tuple(snippets), False, "", (), confidence)
+
+
+def confidence_of(best: Scored) -> float:
+    """How sure the answer is: the best sentence's similarity plus half its word coverage."""
+    return best.dense + 0.5 * best.coverage
 
 
 def _distinct(scored: list[Scored], k: int) -> list[Scored]:

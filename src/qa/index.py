@@ -27,6 +27,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -305,6 +306,12 @@ class Index:
             self._docs.clear()
         self._docs[row] = entry
         return entry
+
+    @cached_property
+    def chunk_docs(self) -> np.ndarray:
+        """The document row of every chunk, by chunk id."""
+        rows = self._db().execute("SELECT doc FROM chunks ORDER BY id").fetchall()
+        return np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
 
     def document_rows(self) -> list[int]:
         return [r[0] for r in self._db().execute("SELECT row FROM documents ORDER BY row")]

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
+SCHEME = "bm25s-lucene/en-plus-stopwords/snowball-english"  # recorded in the manifest
 
 
 @lru_cache(maxsize=1)
@@ -23,9 +24,11 @@ def _stemmer():  # type: ignore[no-untyped-def]
 
 @lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
-    from bm25s.stopwords import STOPWORDS_EN
+    # The longer list: the 33-word Lucene list keeps "what", "does" and "from", which then match
+    # every sentence that uses them and drown the words that carry the question.
+    from bm25s.stopwords import STOPWORDS_EN_PLUS
 
-    return frozenset(STOPWORDS_EN)
+    return frozenset(STOPWORDS_EN_PLUS)
 
 
 def terms(text: str) -> list[str]:
@@ -70,10 +73,15 @@ class Lexical:
             return np.zeros(self.size, dtype=np.float32)
         return np.asarray(self._bm25.get_scores_from_ids(known), dtype=np.float32)
 
-    def idf(self, term: str) -> float:
-        """Inverse document frequency of a term over the chunks (0 for unknown terms)."""
+    def idf(self, term: str, unknown: float = 0.0) -> float:
+        """Inverse document frequency of a term over the chunks (``unknown`` for words never seen)."""
         tid = self._bm25.vocab_dict.get(term)
         if tid is None or tid >= len(self._df):
-            return 0.0
+            return unknown
         df = float(self._df[tid])
         return math.log(1.0 + (self.size - df + 0.5) / (df + 0.5))
+
+    @property
+    def max_idf(self) -> float:
+        """The idf of a word in no chunk: what an unknown word weighs."""
+        return math.log(1.0 + (self.size + 0.5) / 0.5)

@@ -21,7 +21,7 @@ class Settings:
 
     model: str = DEFAULT_MODEL
     # Chunking: token limits are measured with the model's own tokenizer.
-    chunk_tokens: int = 128
+    chunk_tokens: int = 200
     chunk_overlap: int = 32
     title_in_chunks: bool = True
     max_file_mb: float = 50.0
@@ -32,14 +32,14 @@ class Settings:
     dense_weight: float = 0.5
     rrf_k: int = 60
     # Sentence choice: weights of the sentence's own similarity, its lexical overlap and its chunk.
-    sentence_dense_weight: float = 0.5
+    sentence_dense_weight: float = 0.4
     sentence_lexical_weight: float = 0.3
-    sentence_chunk_weight: float = 0.2
+    sentence_chunk_weight: float = 0.3
     # How much the best sentence lifts its chunk when passages are ranked.
-    rerank_weight: float = 0.3
+    rerank_weight: float = 0.9
     chunks_to_read: int = 8
     # Abstain when the best similarity is below this.
-    abstain_below: float = 0.3
+    abstain_below: float = 0.26
     snippets: int = 3
 
     def __post_init__(self) -> None:
@@ -68,8 +68,10 @@ class Settings:
 
     def index_fields(self) -> dict[str, Any]:
         """The settings that shape the index; a change to any of them means a full rebuild."""
+        from .lexical import SCHEME
+
         return {"chunk_tokens": self.chunk_tokens, "chunk_overlap": self.chunk_overlap,
-                "title_in_chunks": self.title_in_chunks}
+                "title_in_chunks": self.title_in_chunks, "lexical": SCHEME}
 
     @classmethod
     def names(cls) -> list[str]:

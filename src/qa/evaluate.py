@@ -1,0 +1,215 @@
+"""Open-retrieval evaluation on SQuAD v1.1 dev, and the search that fitted the default weights.
+
+Every one of the 2,067 paragraphs is a source titled by its article; every question is asked
+against the whole index. Scores: passage recall@1/5/20 (the gold paragraph is among the top k
+distinct sources), snippet accuracy@1 (the top snippet contains a gold answer) and the verbatim
+rate (the snippet equals the source text at its cited offsets). Weights are fitted on articles
+0-23 only ("tune"); figures are reported on all 48 and on 24-47 ("report").
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .assistant import Assistant
+from .build import build_index
+from .embed import SentenceTransformerEmbedder
+from .errors import InputError
+from .extract import answer
+from .settings import Settings
+from .types import Document
+
+TUNE_ARTICLES = range(0, 24)
+REPORT_ARTICLES = range(24, 48)
+KS = (1, 5, 20)
+
+
+@dataclass(frozen=True)
+class Question:
+    id: str
+    text: str
+    answers: tuple[str, ...]
+    doc_id: str
+    article: int
+
+
+def load_squad(path: Path) -> tuple[list[Document], list[Question]]:
+    """SQuAD v1.1-style JSON -> one Document per paragraph and every question."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: not a readable SQuAD JSON file ({exc}); pass --data dev-v1.1.json") from None
+    docs: list[Document] = []
+    questions: list[Question] = []
+    for a, article in enumerate(data):
+        title = article["title"].replace("_", " ")
+        for p, para in enumerate(article["paragraphs"]):
+            text = para["context"]
+            doc_id = hashlib.sha256(f"{article['title']}\0{p}\0{text}".encode()).hexdigest()[:16]
+            docs.append(Document(doc_id, f"{article['title']}/{p:03d}", title, text, "txt"))
+            for qa in para["qas"]:
+                if qa.get("is_impossible"):
+                    continue
+                answers = tuple(dict.fromkeys(x["text"] for x in qa["answers"]))
+                questions.append(Question(qa["id"], qa["question"], answers, doc_id, a))
+    return docs, questions
+
+
+def mode_settings(base: Settings, mode: str) -> Settings:
+    """Settings for one retrieval mode: dense-only, lexical-only, or the tuned hybrid."""
+    if mode == "dense":
+        return base.but(fusion="cc", dense_weight=1.0, rerank_weight=0.0, sentence_dense_weight=1.0,
+                        sentence_lexical_weight=0.0, sentence_chunk_weight=0.0)
+    if mode == "lexical":
+        return base.but(fusion="cc", dense_weight=0.0, rerank_weight=0.0, sentence_dense_weight=0.0,
+                        sentence_lexical_weight=1.0, sentence_chunk_weight=0.0)
+    return base
+
+
+def prepare(data: Path, work: Path, settings: Settings, progress: bool = True) -> tuple[Assistant, list[Question], np.ndarray]:
+    """Build (or reuse) the SQuAD index in ``work`` and embed every question once."""
+    docs, questions = load_squad(data)
+    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
+    tag = hashlib.sha256(json.dumps([settings.model, settings.index_fields()]).encode()).hexdigest()[:10]
+    index_dir = work / f"squad-index-{tag}"
+    build_index(index_dir, [], settings, embedder, embedder.tokenizer, embedder.dimension,
+                documents=docs, progress=progress)
+    cache = work / f"squad-questions-{tag}.npy"
+    if cache.exists():
+        vectors = np.load(cache)
+    else:
+        vectors = embedder.embed([q.text for q in questions])
+        np.save(cache, vectors)
+    return Assistant.open(index_dir, settings=settings, embedder=embedder), questions, vectors
+
+
+def score(assistant: Assistant, questions: list[Question], vectors: np.ndarray, settings: Settings) -> dict[str, Any]:
+    """Recall@k, snippet accuracy@1 and verbatim rate of ``settings`` over ``questions``."""
+    index = assistant.index
+    assistant.settings = settings
+    row_of = {index.document(r).document.doc_id: r for r in index.document_rows()}
+    hits_at = dict.fromkeys(KS, 0)
+    snippet_ok = verbatim = answered = 0
+    started = time.perf_counter()
+    for q, v in zip(questions, vectors, strict=True):
+        hits, scored = assistant.retrieve(q.text, v)
+        ranked = list(dict.fromkeys(int(index.chunk_docs[h.chunk]) for h in hits))
+        gold = row_of[q.doc_id]
+        for k in KS:
+            hits_at[k] += gold in ranked[:k]
+        result = answer(index, q.text, hits, scored, settings.but(abstain_below=-1.0), 1)
+        if result.snippets:
+            answered += 1
+            top = result.snippets[0]
+            doc = index.document(row_of_citation(index, top.citation.id)).document
+            verbatim += doc.text[top.citation.start : top.citation.end] == top.text
+            snippet_ok += any(a in top.text for a in q.answers)
+    n = max(1, len(questions))
+    return {
+        "questions": len(questions),
+        **{f"recall@{k}": round(hits_at[k] / n, 4) for k in KS},
+        "snippet_accuracy@1": round(snippet_ok / n, 4),
+        "verbatim_rate": round(verbatim / max(1, answered), 4),
+        "ms_per_question": round(1000 * (time.perf_counter() - started) / n, 2),
+    }
+
+
+def row_of_citation(index: Any, citation_id: str) -> int:
+    from .cite import parse_citation_id
+
+    prefix, _, _ = parse_citation_id(citation_id)
+    return index.rows_with_prefix(prefix)[0]
+
+
+def split(questions: list[Question], vectors: np.ndarray, articles: range | None) -> tuple[list[Question], np.ndarray]:
+    keep = [i for i, q in enumerate(questions) if articles is None or q.article in articles]
+    return [questions[i] for i in keep], vectors[keep]
+
+
+def evaluate(assistant: Assistant, questions: list[Question], vectors: np.ndarray, settings: Settings,
+             limit: int | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+    """Every mode on all articles, on the tune half and on the report half."""
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for mode in ("dense", "lexical", "hybrid"):
+        results[mode] = {}
+        for name, articles in (("all", None), ("tune 0-23", TUNE_ARTICLES), ("report 24-47", REPORT_ARTICLES)):
+            qs, vs = split(questions, vectors, articles)
+            if limit:
+                qs, vs = qs[:limit], vs[:limit]
+            results[mode][name] = score(assistant, qs, vs, mode_settings(settings, mode))
+    return results
+
+
+def grid(base: Settings) -> Iterator[Settings]:
+    """Candidate weightings searched on the tune half, fusion first, then sentence choice."""
+    for fusion, w in itertools.chain(
+        (("cc", w) for w in (0.3, 0.4, 0.5, 0.6, 0.7)), (("rrf", w) for w in (0.4, 0.5, 0.6))
+    ):
+        yield base.but(fusion=fusion, dense_weight=w, rerank_weight=0.0)
+
+
+def sentence_grid(base: Settings) -> Iterator[Settings]:
+    for r, (d, lex, c) in itertools.product(
+        (0.0, 0.3, 0.5, 0.7, 0.9), ((0.5, 0.3, 0.2), (0.6, 0.2, 0.2), (0.4, 0.4, 0.2), (0.5, 0.2, 0.3), (0.4, 0.3, 0.3))
+    ):
+        yield base.but(rerank_weight=r, sentence_dense_weight=d, sentence_lexical_weight=lex, sentence_chunk_weight=c)
+
+
+def tune(assistant: Assistant, questions: list[Question], vectors: np.ndarray, base: Settings,
+         log: Callable[[str], None], limit: int | None = None) -> Settings:
+    """Fit fusion and sentence weights on the tune half; returns the best settings."""
+    qs, vs = split(questions, vectors, TUNE_ARTICLES)
+    if limit:
+        qs, vs = qs[:limit], vs[:limit]
+
+    def objective(m: dict[str, Any]) -> float:
+        return m["recall@1"] + m["recall@5"] + m["snippet_accuracy@1"]
+
+    best, best_value = base, -1.0
+    for stage in (grid, sentence_grid):
+        for candidate in stage(best):
+            m = score(assistant, qs, vs, candidate)
+            log(f"{candidate.fusion} w={candidate.dense_weight} rerank={candidate.rerank_weight} "
+                f"sent=({candidate.sentence_dense_weight},{candidate.sentence_lexical_weight},"
+                f"{candidate.sentence_chunk_weight}) -> {m}")
+            if objective(m) > best_value:
+                best, best_value = candidate, objective(m)
+    return best
+
+
+def confidences(assistant: Assistant, texts: list[str], vectors: np.ndarray) -> np.ndarray:
+    """The answer confidence of each question against ``assistant``'s index."""
+    from .extract import confidence_of
+
+    out = np.zeros(len(texts), dtype=np.float64)
+    for i, (text, vector) in enumerate(zip(texts, vectors, strict=True)):
+        _, scored = assistant.retrieve(text, vector)
+        out[i] = confidence_of(scored[0]) if scored else -1.0
+    return out
+
+
+def calibrate(answerable: list[np.ndarray], unanswerable: list[np.ndarray], slack: float = 0.005) -> dict[str, Any]:
+    """The abstention threshold from confidences of answerable and unanswerable question sets.
+
+    The objective is the mean of every set's rate (answered for answerable sets, abstained for the
+    others), so each set counts the same whatever its size. Of the thresholds within ``slack`` of
+    the best, the lowest is taken: declining an answerable question costs the user more.
+    """
+    grid = np.round(np.arange(-0.2, 1.2, 0.01), 2)
+
+    def rates(t: float) -> list[float]:
+        return [float((a >= t).mean()) for a in answerable] + [float((u < t).mean()) for u in unanswerable]
+
+    means = np.array([np.mean(rates(t)) for t in grid])
+    chosen = float(grid[np.flatnonzero(means >= means.max() - slack)[0]])
+    return {"threshold": chosen, "mean_rate": round(float(np.mean(rates(chosen))), 4),
+            "rates": [round(r, 4) for r in rates(chosen)]}

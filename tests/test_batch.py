@@ -1,0 +1,143 @@
+"""Batch question files: every input and output format, resume, bad lines, citations that resolve."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from qa import batch
+from qa.cli import main
+
+QUESTIONS = ["What does SOSA do?", "What is the capital of Australia?", "Who signed the MOU for the United States?"]
+
+
+def run(*args: str, input: str | bytes | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+@pytest.fixture
+def files(tmp_path):
+    txt = tmp_path / "q.txt"
+    txt.write_text("\n".join(QUESTIONS) + "\n")
+    table = tmp_path / "q.csv"
+    with table.open("w", newline="") as handle:
+        w = csv.writer(handle)
+        w.writerow(["id", "question", "answer", "team"])
+        w.writerow(["a1", QUESTIONS[0], "increase paths of acquisition", "red"])
+        w.writerow(["a2", QUESTIONS[1], "Canberra", "blue"])
+        w.writerow(["a3", QUESTIONS[2], "Lloyd Austin", "red"])
+    jsonl = tmp_path / "q.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"id": f"j{i}", "question": q}) for i, q in enumerate(QUESTIONS)) + "\n")
+    return {"txt": txt, "csv": table, "jsonl": jsonl}
+
+
+@pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl"])
+def test_each_input_format_gives_one_cited_row_per_question(seed_index, files, tmp_path, fmt):
+    out = tmp_path / "answers.jsonl"
+    result = run("batch", str(files[fmt]), "-o", str(out), "--index", str(seed_index))
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["question"] for r in rows] == QUESTIONS
+    assert [r["abstained"] for r in rows] == [False, True, False]
+    assert "Lloyd Austin" in rows[2]["answer"] and rows[2]["citation"]["source"].endswith(".txt")
+    assert rows[1]["reason"] and rows[1]["supporting"]
+
+
+def test_csv_columns_carry_through_and_gold_answers_give_accuracy(seed_index, files, tmp_path):
+    out = tmp_path / "answers.jsonl"
+    result = run("batch", str(files["csv"]), "-o", str(out), "--index", str(seed_index))
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["a1", "a2", "a3"]
+    assert [r["team"] for r in rows] == ["red", "blue", "red"]
+    assert [r["correct"] for r in rows] == [True, False, True]
+    assert "accuracy 66.7% on 3 with answers" in result.output
+
+
+def test_stdin_questions_to_csv_output(seed_index, tmp_path):
+    out = tmp_path / "answers.csv"
+    result = run("batch", "-", "-o", str(out), "--index", str(seed_index), input="\n".join(QUESTIONS))
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(out.open(newline="")))
+    assert [r["question"] for r in rows] == QUESTIONS
+    assert rows[0]["citation_id"] and rows[0]["abstained"] == "False"
+
+
+def test_markdown_report_shows_every_citation(seed_index, files, tmp_path):
+    out = tmp_path / "answers.md"
+    run("batch", str(files["txt"]), "-o", str(out), "--index", str(seed_index))
+    report = out.read_text()
+    assert report.startswith("# Answers")
+    assert "**Not in the sources:**" in report and "**Summary:** 3 questions" in report
+    jsonl = tmp_path / "a.jsonl"
+    run("batch", str(files["txt"]), "-o", str(jsonl), "--index", str(seed_index))
+    for row in map(json.loads, jsonl.read_text().splitlines()):
+        for s in ([{"citation": row["citation"]}] if row["citation"] else []) + row["supporting"]:
+            assert f"[{s['citation']['id']}]" in report
+
+
+def test_every_citation_in_a_batch_resolves_to_the_same_text(seed_index, assistant, files, tmp_path):
+    out = tmp_path / "answers.jsonl"
+    run("batch", str(files["txt"]), "-o", str(out), "--index", str(seed_index), "-k", "4")
+    checked = 0
+    for row in map(json.loads, out.read_text().splitlines()):
+        pairs = ([(row["answer"], row["citation"])] if row["citation"] else [])
+        pairs += [(s["text"], s["citation"]) for s in row["supporting"]]
+        for text, citation in pairs:
+            cited = json.loads(run("cite", citation["id"], "--index", str(seed_index), "--json").output)
+            assert cited["text"] == text == assistant.cite(citation["id"]).text
+            checked += 1
+    assert checked >= 8
+
+
+def test_bad_lines_are_reported_in_their_rows_and_the_run_goes_on(seed_index, tmp_path):
+    path = tmp_path / "bad.txt"
+    path.write_bytes(b"What does SOSA do?\n   \n\xff\xfe broken bytes\n" + b"why " * 1000 + b"\nWho signed the MOU?\n")
+    out = tmp_path / "answers.jsonl"
+    result = run("batch", str(path), "-o", str(out), "--index", str(seed_index))
+    assert result.exit_code == 0
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["error"] for r in rows] == [
+        "", "line 2 is empty", "line 3 is not valid UTF-8",
+        "the question is 3,999 characters long; the limit is 2,000: ask a shorter one", "",
+    ]
+    assert rows[0]["answer"] and rows[4]["answer"]
+    assert "3 errors" in result.output
+
+
+def test_resume_skips_answered_ids_and_repairs_a_torn_last_row(seed_index, files, tmp_path):
+    out = tmp_path / "answers.jsonl"
+    run("batch", str(files["jsonl"]), "-o", str(out), "--index", str(seed_index))
+    lines = out.read_text().splitlines()
+    out.write_text(lines[0] + "\n" + lines[1][:40])  # as if killed while writing the second row
+    result = run("batch", str(files["jsonl"]), "-o", str(out), "--index", str(seed_index), "--resume")
+    assert "1 already done" in result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == ["j0", "j1", "j2"]
+
+
+def test_csv_without_a_question_column_is_a_clear_error(seed_index, tmp_path):
+    path = tmp_path / "q.csv"
+    path.write_text("id,text\n1,hello\n")
+    result = run("batch", str(path), "-o", str(tmp_path / "a.jsonl"), "--index", str(seed_index))
+    assert result.exit_code == 1 and "no 'question' column (found: id, text)" in result.output
+
+
+def test_unknown_extension_asks_for_a_format(seed_index, tmp_path):
+    path = tmp_path / "q.docx"
+    path.write_text("x")
+    result = run("batch", str(path), "-o", str(tmp_path / "a.jsonl"), "--index", str(seed_index))
+    assert result.exit_code == 1 and "--input-format" in result.output
+
+
+def test_batch_run_answers_like_ask(assistant):
+    rows = list(batch.read_rows("\n".join(QUESTIONS).encode(), "txt"))
+    stream = io.StringIO()
+    summary = batch.run(assistant, rows, batch.Writer(stream, "jsonl"), batch=2)
+    assert summary.answered == 2 and summary.abstained == 1
+    got = [json.loads(line)["answer"] for line in stream.getvalue().splitlines()]
+    want = [a.snippets[0].text if a.snippets else None for a in map(assistant.ask, QUESTIONS)]
+    assert got == want

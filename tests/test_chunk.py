@@ -1,0 +1,101 @@
+"""Sentence splitting and chunking keep offsets true and respect the token limit."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qa.chunk import chunk_document, split_sentences
+from qa.types import Document
+
+from .conftest import SEED_FILE, WordTokenizer
+
+
+def doc(text: str, kind: str = "txt") -> Document:
+    return Document("0" * 16, "t.txt", "T", text, kind)
+
+
+def sentences_of(text: str, kind: str = "txt") -> list[str]:
+    return [text[a:b] for a, b in split_sentences(doc(text, kind))]
+
+
+def test_abbreviations_and_decimals_do_not_end_sentences():
+    text = ("The U.S. Department of Defense met Dr. Smith, e.g. about the $2.4 billion procurement. "
+            "Japan produces Patriot missiles under U.S. license.")
+    assert sentences_of(text) == [
+        "The U.S. Department of Defense met Dr. Smith, e.g. about the $2.4 billion procurement.",
+        "Japan produces Patriot missiles under U.S. license.",
+    ]
+
+
+def test_seed_corpus_sentences_keep_us_whole():
+    text = SEED_FILE.read_text(encoding="utf-8")
+    found = sentences_of(text)
+    assert "Japan produces under U.S. license, to the United States." in " ".join(found)
+    assert not any(s.endswith("U.S.") for s in found)
+    assert len(found) == 32
+
+
+def test_text_line_breaks_end_blocks_but_pdf_line_breaks_do_not():
+    text = "A heading\nThe body starts here. It goes on\nacross a wrapped line."
+    assert sentences_of(text) == ["A heading", "The body starts here.", "It goes on\nacross a wrapped line."]
+    pdf = "The body starts\nhere and goes on. Next one.\n\nNew block."
+    assert sentences_of(pdf, "pdf") == ["The body starts\nhere and goes on.", "Next one.", "New block."]
+
+
+prose = st.lists(
+    st.sampled_from(["The U.S. agreed.", "Dr. Lee left.", "It cost $2.4 billion.", "Why?", "Yes!", "e.g. this",
+                     "\n", "\n\n", "  ", "word", "Another sentence here.", "(Inc.)", "…", "x.y", "Ünïcödé text."]),
+    max_size=40,
+).map(" ".join)
+
+
+@given(prose, st.sampled_from(["txt", "md", "pdf"]))
+@settings(max_examples=150, deadline=None)
+def test_sentences_cover_every_non_space_character(text, kind):
+    spans = split_sentences(doc(text, kind))
+    covered = [False] * len(text)
+    last_end = 0
+    for a, b in spans:
+        assert last_end <= a < b <= len(text)
+        assert text[a:b] == text[a:b].strip()
+        for i in range(a, b):
+            covered[i] = True
+        last_end = b
+    assert all(covered[i] or text[i].isspace() for i in range(len(text)))
+
+
+@given(prose, st.integers(8, 40), st.integers(0, 7))
+@settings(max_examples=150, deadline=None)
+def test_chunks_are_whole_sentences_within_budget_and_rebuild_the_text(text, size, overlap):
+    d = doc(text)
+    tokenizer = WordTokenizer(max_tokens=254)
+    sentences, chunks = chunk_document(d, tokenizer, size, overlap, with_title=False)
+    for s in sentences:
+        assert s.tokens <= size
+    rebuilt_to = 0
+    for c in chunks:
+        assert c.start == sentences[c.first].start and c.end == sentences[c.last - 1].end
+        assert tokenizer.count([text[c.start : c.end]])[0] <= size
+        assert c.start <= rebuilt_to or not text[rebuilt_to : c.start].strip()
+        rebuilt_to = max(rebuilt_to, c.end)
+    # Chunks, laid out by their offsets, rebuild every non-space character of the source.
+    layout = [" "] * len(text)
+    for c in chunks:
+        layout[c.start : c.end] = text[c.start : c.end]
+    assert "".join(layout).split() == text.split()
+
+
+def test_long_sentence_is_cut_at_token_boundaries_not_truncated():
+    text = " ".join(f"w{i}" for i in range(100)) + "."
+    sentences, chunks = chunk_document(doc(text), WordTokenizer(), 30, 5, with_title=False)
+    assert [s.tokens for s in sentences] == [30, 30, 30, 10]
+    assert " ".join(text[s.start : s.end] for s in sentences) == text
+
+
+def test_overlap_repeats_whole_sentences():
+    text = " ".join(f"Sentence number {i} is here." for i in range(10))
+    sentences, chunks = chunk_document(doc(text), WordTokenizer(), 12, 5, with_title=False)
+    assert len(chunks) > 1
+    for prev, nxt in zip(chunks, chunks[1:]):
+        assert nxt.first == prev.last - 1  # one five-word sentence of overlap

@@ -1,0 +1,115 @@
+"""The `qa` command through click's runner and through its real installed entry point."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from qa.cli import main
+
+from .conftest import SEED_FILE
+
+
+@pytest.fixture(scope="module")
+def cli_index(tmp_path_factory, embedder):  # type: ignore[no-untyped-def]
+    """An index built by `qa index` itself."""
+    corpus = tmp_path_factory.mktemp("cli-corpus")
+    shutil.copy(SEED_FILE, corpus / SEED_FILE.name)
+    (corpus / "empty.txt").write_text("")
+    index_dir = tmp_path_factory.mktemp("cli-index")
+    result = CliRunner().invoke(main, ["index", str(corpus), "--index", str(index_dir)])
+    assert result.exit_code == 0, result.output
+    assert "indexed   us-japan-defense-cooperation-2024.txt: 6,942 chars, 32 sentences" in result.output
+    assert "skipped   empty.txt: file is empty" in result.output
+    return index_dir
+
+
+def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
+    return CliRunner().invoke(main, list(args), input=input)
+
+
+def test_ask_prints_the_snippet_citation_and_score(cli_index):
+    result = run("ask", "What is the PJHQ being rebranded as?", "--index", str(cli_index), "-k", "1")
+    assert result.exit_code == 0
+    assert "Japan Joint Operations Center (J-JOC)" in result.output
+    assert "us-japan-defense-cooperation-2024.txt, chars 5774-6001" in result.output
+    assert "(score " in result.output
+
+
+def test_ask_json_is_the_whole_answer(cli_index):
+    result = run("ask", "Who signed the MOU for the United States?", "--index", str(cli_index), "--json")
+    data = json.loads(result.output)
+    assert data["abstained"] is False and len(data["snippets"]) == 3
+    assert "Lloyd Austin" in data["snippets"][0]["text"]
+    assert set(data["snippets"][0]["citation"]) == {"id", "source", "start", "end", "page"}
+
+
+def test_ask_reads_the_question_from_stdin(cli_index):
+    result = run("ask", "-", "--index", str(cli_index), "--json", input="What does SOSA do?\n")
+    assert json.loads(result.output)["question"] == "What does SOSA do?"
+
+
+def test_off_topic_question_abstains_in_plain_words(cli_index):
+    result = run("ask", "What is the capital of Australia?", "--index", str(cli_index))
+    assert result.exit_code == 0
+    assert result.output.startswith("The sources do not answer this:")
+    assert "Related passages:" in result.output
+
+
+def test_cite_round_trips_an_answer_citation(cli_index):
+    answer = json.loads(run("ask", "What does SOSA do?", "--index", str(cli_index), "--json").output)
+    cid = answer["snippets"][0]["citation"]["id"]
+    passage = json.loads(run("cite", cid, "--index", str(cli_index), "--json").output)
+    assert passage["text"] == answer["snippets"][0]["text"]
+    shown = run("cite", cid, "--index", str(cli_index), "--context", "20")
+    assert f"[{cid}]" in shown.output and ">>>" in shown.output
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["cite", "not-an-id"], "is not a citation id"),
+        (["cite", "000000000000:1-5"], "not in this index"),
+        (["ask", "   "], "the question is empty"),
+    ],
+)
+def test_user_mistakes_get_one_line_errors_and_exit_1(cli_index, args, message):
+    result = run(*args, "--index", str(cli_index))
+    assert result.exit_code == 1
+    assert result.output.count("\n") == 1 and message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_missing_index_says_how_to_build_it(tmp_path):
+    result = run("ask", "anything", "--index", str(tmp_path / "none"))
+    assert result.exit_code == 1 and "qa index" in result.output
+
+
+def test_sources_lists_indexed_and_skipped_files(cli_index):
+    result = run("sources", "--index", str(cli_index), "--json")
+    data = {f["source"]: f for f in json.loads(result.output)}
+    assert data["us-japan-defense-cooperation-2024.txt"]["chunks"] > 0
+    assert data["empty.txt"]["status"] == "skipped"
+
+
+def test_reindexing_unchanged_corpus_embeds_nothing(cli_index):
+    result = run("index", "--index", str(cli_index), "--json")
+    report = json.loads(result.output)
+    assert report["embedded_chunks"] == 0
+    assert {f["status"] for f in report["files"]} == {"unchanged", "skipped"}
+
+
+def test_installed_entry_point_answers(cli_index):
+    qa = Path(sys.executable).with_name("qa")
+    result = subprocess.run([str(qa), "ask", "Which missiles does Japan produce under U.S. license?",
+                             "--index", str(cli_index), "--json"], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "Patriot missiles" in json.loads(result.stdout)["snippets"][0]["text"]
+    version = subprocess.run([sys.executable, "-m", "qa", "--version"], capture_output=True, text=True, timeout=60)
+    assert version.returncode == 0 and "0.1.0" in version.stdout

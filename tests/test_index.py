@@ -1,0 +1,131 @@
+"""The index folder: incremental updates, atomic swaps, locks, model checks, damage."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from qa import Assistant, Settings
+from qa.errors import IndexError_, IndexLockedError, IngestError
+from qa.index import Index, build_lock, current_generation
+
+from .conftest import SEED_FILE, HashEmbedder, build_fake
+
+
+@pytest.fixture
+def corpus(tmp_path):
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    shutil.copy(SEED_FILE, folder / "seed.txt")
+    (folder / "notes.md").write_text("# Notes\n\nThe alliance met in Tokyo. Budgets grew in 2024.\n")
+    return folder
+
+
+def test_manifest_describes_the_index(corpus, tmp_path):
+    report = build_fake(corpus, tmp_path / "index")
+    manifest = Index.open(tmp_path / "index").manifest
+    assert manifest["format"] == 1
+    assert manifest["model"] == {"name": "hash-embedder", "dimension": 64, "max_tokens": 254}
+    assert manifest["settings"] == Settings().index_fields()
+    assert set(manifest["files"]) == {"seed.txt", "notes.md"}
+    assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
+    assert report.count("indexed") == 2
+
+
+def test_unchanged_files_are_not_embedded_again(corpus, tmp_path):
+    first = build_fake(corpus, tmp_path / "index")
+    embedder = HashEmbedder()
+    again = build_fake(corpus, tmp_path / "index", embedder)
+    assert first.embedded_chunks > 0
+    assert again.embedded_chunks == 0 and embedder.calls == 0
+    assert again.count("unchanged") == 2
+
+
+def test_changed_and_deleted_files_are_updated(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    (corpus / "notes.md").write_text("# Notes\n\nA brand new sentence about submarines.\n")
+    embedder = HashEmbedder()
+    report = build_fake(corpus, tmp_path / "index", embedder)
+    assert {f.source: f.status for f in report.files} == {"notes.md": "indexed", "seed.txt": "unchanged"}
+    assert report.embedded_chunks == 1
+    (corpus / "notes.md").unlink()
+    build_fake(corpus, tmp_path / "index")
+    assert set(Index.open(tmp_path / "index").manifest["files"]) == {"seed.txt"}
+
+
+def test_reused_chunks_keep_the_same_citation_ids(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    before = Assistant.open(tmp_path / "index", embedder=HashEmbedder()).ask("Patriot missiles license")
+    (corpus / "extra.txt").write_text("Something else entirely about weather in Oslo.")
+    build_fake(corpus, tmp_path / "index")
+    after = Assistant.open(tmp_path / "index", embedder=HashEmbedder())
+    for snippet in before.snippets:
+        assert after.cite(snippet.citation.id).text == snippet.text
+
+
+def test_a_crash_mid_build_leaves_the_previous_index_working(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    gen = current_generation(tmp_path / "index")
+    (corpus / "more.txt").write_text("New text. " * 50)
+    with pytest.raises(RuntimeError, match="on purpose"):
+        build_fake(corpus, tmp_path / "index", HashEmbedder(fail_after=0))
+    assert current_generation(tmp_path / "index") == gen
+    answer = Assistant.open(tmp_path / "index", embedder=HashEmbedder()).ask("Patriot missiles")
+    assert answer.snippets
+    assert build_fake(corpus, tmp_path / "index").count("indexed") == 1
+    assert not [p for p in (tmp_path / "index").iterdir() if p.name.startswith(".staging")]
+
+
+def test_a_bad_file_is_reported_and_the_rest_indexed(corpus, tmp_path):
+    (corpus / "empty.txt").write_text("")
+    (corpus / "bad.pdf").write_bytes(b"%PDF-1.4 garbage")
+    report = build_fake(corpus, tmp_path / "index")
+    skipped = {f.source: f.error for f in report.files if f.status == "skipped"}
+    assert set(skipped) == {"empty.txt", "bad.pdf"}
+    assert report.count("indexed") == 2
+    assert set(Index.open(tmp_path / "index").manifest["skipped"]) == {"empty.txt", "bad.pdf"}
+
+
+def test_a_corpus_with_nothing_readable_is_an_error_and_keeps_the_old_index(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    empty = tmp_path / "nothing"
+    empty.mkdir()
+    with pytest.raises(IngestError, match="nothing could be indexed"):
+        build_fake(empty, tmp_path / "index")
+    assert Index.open(tmp_path / "index").manifest["files"]
+
+
+def test_opening_with_another_model_is_a_clear_error(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    with pytest.raises(IndexError_, match="built with model 'hash-embedder', not 'other-model'"):
+        Index.open(tmp_path / "index", model="other-model")
+
+
+def test_missing_index_says_how_to_build_one(tmp_path):
+    with pytest.raises(IndexError_, match="qa index"):
+        Index.open(tmp_path / "nowhere")
+
+
+@pytest.mark.parametrize("damage", ["manifest", "vectors", "current", "format"])
+def test_a_damaged_index_says_how_to_rebuild(corpus, tmp_path, damage):
+    build_fake(corpus, tmp_path / "index")
+    gen = current_generation(tmp_path / "index")
+    if damage == "manifest":
+        (gen / "manifest.json").write_text("{not json")
+    elif damage == "vectors":
+        (gen / "chunks.npy").write_bytes(b"\x93NUMPY garbage")
+    elif damage == "current":
+        (tmp_path / "index" / "CURRENT").write_text("../../etc")
+    else:
+        manifest = json.loads((gen / "manifest.json").read_text())
+        (gen / "manifest.json").write_text(json.dumps({**manifest, "format": 99}))
+    with pytest.raises(IndexError_, match="rebuild"):
+        Index.open(tmp_path / "index")
+
+
+def test_a_second_builder_fails_clearly_while_the_first_holds_the_lock(corpus, tmp_path):
+    with build_lock(tmp_path / "index"):
+        with pytest.raises(IndexLockedError, match="another build is writing"):
+            build_fake(corpus, tmp_path / "index")
