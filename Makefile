@@ -1,4 +1,5 @@
-# Two entry points: `make run` (install, index the sample corpus, start the UI) and `make test`.
+# Two entry points: `make run` (install, index the sample corpus, answer a sample question, start the
+# UI on http://127.0.0.1:7860) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -18,6 +19,7 @@ install: $(STAMP)
 run: $(STAMP)
 	$(BIN)/qa index corpus
 	$(BIN)/qa ask "What does SOSA do?"
+	$(BIN)/qa serve --corpus corpus
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

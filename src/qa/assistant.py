@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from .embed import Embedder, SentenceTransformerEmbedder
 from .errors import InputError
 from .extract import Scored, answer, score_sentences
 from .index import Index, file_reports, read_manifest
-from .ingest import discover
+from .ingest import SUPPORTED, discover
 from .lexical import terms
 from .retrieve import Hit, search
 from .settings import Settings
@@ -38,6 +39,16 @@ def clean_question(question: str) -> str:
             f"the question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}: ask a shorter one"
         )
     return text
+
+
+def safe_name(name: str) -> str:
+    """A file name that is safe to store: no folders, no hidden files, no odd characters."""
+    base = unicodedata.normalize("NFC", Path(name.replace("\\", "/")).name)
+    stem, dot, ext = base.rpartition(".")
+    if not dot or f".{ext.lower()}" not in SUPPORTED:
+        raise InputError(f"{name}: unsupported type; upload .txt, .md or .pdf files")
+    stem = re.sub(r"[^\w\s().,\-]", "_", stem).strip(" ._") or "upload"
+    return f"{stem[:120]}.{ext.lower()}"
 
 
 class Assistant:
@@ -122,6 +133,53 @@ class Assistant:
     def sources(self) -> list[FileReport]:
         """Each indexed or skipped file with its ingest figures and warnings."""
         return file_reports(self.index.manifest)
+
+    def corpus_root(self) -> Path:
+        """The folder new files are added to: the first folder the index was built from."""
+        for root in self.index.manifest.get("roots", []):
+            if Path(root).is_dir():
+                return Path(root)
+        raise InputError("this index was not built from a folder; add files with `qa index FOLDER` instead")
+
+    def add(self, files: Sequence[str | Path], *, on_progress: Progress | None = None) -> BuildReport:
+        """Copy ``files`` into the corpus folder under safe names and index them (incrementally)."""
+        root = self.corpus_root()
+        limit = int(self.settings.max_file_mb * 1e6)
+        for file in files:
+            src = Path(file)
+            name = safe_name(src.name)
+            if src.stat().st_size > limit:
+                raise InputError(f"{src.name}: file is {src.stat().st_size / 1e6:.1f} MB, over the "
+                                 f"{self.settings.max_file_mb:g} MB limit")
+            target = root / name
+            stem, n = target.stem, 2
+            while target.exists() and target.read_bytes() != src.read_bytes():
+                target = root / f"{stem} ({n}){target.suffix}"
+                n += 1
+            shutil.copyfile(src, target)
+        return self.reindex(on_progress=on_progress)
+
+    def remove(self, source: str, *, on_progress: Progress | None = None) -> BuildReport:
+        """Delete an indexed file from the corpus folder and drop it from the index."""
+        root = self.corpus_root().resolve()
+        known = {**self.index.manifest["files"], **self.index.manifest.get("skipped", {})}
+        if source not in known:
+            raise InputError(f"{source!r} is not a source of this index; pick one from the sources list")
+        path = (root / source).resolve()
+        if not path.is_relative_to(root):
+            raise InputError(f"{source!r} is outside the corpus folder; it cannot be removed here")
+        path.unlink(missing_ok=True)
+        return self.reindex(on_progress=on_progress)
+
+    def reindex(self, *, on_progress: Progress | None = None) -> BuildReport:
+        """Index the corpus folders again (unchanged files are reused) and switch to the result."""
+        roots = [Path(r) for r in self.index.manifest.get("roots", [])]
+        embedder = self.embedder if isinstance(self.embedder, SentenceTransformerEmbedder) else None
+        report = Assistant.build(roots, self.index.dir, settings=self.settings, embedder=embedder,
+                                 on_progress=on_progress, wait_s=600)
+        old, self.index = self.index, Index.open(self.index.dir)
+        old.close()
+        return report
 
     def close(self) -> None:
         self.index.close()

@@ -268,6 +268,57 @@ def quote_command(text: str | None, from_file: Path | None, index_dir: Path, lim
         click.echo(f"    — {m.citation}")
 
 
+@main.command("serve")
+@index_option
+@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CORPUS,
+              show_default=True, help="Folder to index first when the index is missing or stale.")
+@click.option("--host", default="127.0.0.1", show_default=True, envvar="QA_HOST",
+              help="Address to listen on (127.0.0.1 keeps it on this machine).")
+@click.option("--port", type=int, default=None, envvar="QA_PORT", help="Port (default: first free from 7860).")
+@click.option("--auth", default=None, envvar="QA_AUTH", metavar="USER:PASSWORD",
+              help="Require this login [env QA_AUTH].")
+@click.option("--share", is_flag=True, help="Ask Gradio for a public share link (needs internet).")
+def serve_command(index_dir: Path, corpus: Path, host: str, port: int | None, auth: str | None,
+                  share: bool) -> None:
+    """Start the web UI (chat, citation lookup, batch, sources) on localhost."""
+    from .web import build_app, launch, ready_assistant
+
+    login = None
+    if auth:
+        user, sep, password = auth.partition(":")
+        if not sep or not user or not password:
+            raise InputError("--auth must look like USER:PASSWORD, both parts non-empty")
+        login = (user, password)
+    assistant = ready_assistant(index_dir, corpus)
+    click.echo(f"serving {index_dir} on http://{host}:{port or 7860} (Ctrl-C to stop)", err=True)
+    launch(build_app(assistant), host=host, port=port, auth=login, share=share,
+           max_file_mb=assistant.settings.max_file_mb)
+
+
+@main.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@index_option
+@json_option
+def add_command(files: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
+    """Copy FILES into the corpus folder (under safe names) and index them."""
+    from .assistant import Assistant
+
+    report = Assistant.open(index_dir).add(list(files))
+    _emit_json(to_data(report)) if as_json else _print_report(report)
+
+
+@main.command("remove")
+@click.argument("source")
+@index_option
+@json_option
+def remove_command(source: str, index_dir: Path, as_json: bool) -> None:
+    """Delete SOURCE (as listed by `qa sources`) from the corpus folder and the index."""
+    from .assistant import Assistant
+
+    report = Assistant.open(index_dir).remove(source)
+    _emit_json(to_data(report)) if as_json else _print_report(report)
+
+
 @main.command("sources")
 @index_option
 @json_option

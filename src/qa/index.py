@@ -169,13 +169,16 @@ def publish(index_dir: Path, staging: Path) -> Path:
 
 
 def clean_up(index_dir: Path) -> None:
-    """Remove generations and staging folders that CURRENT does not name (call under the lock)."""
-    keep = current_generation(index_dir)
-    for entry in index_dir.iterdir():
-        if entry == keep or not entry.is_dir():
-            continue
-        if entry.name.startswith(("gen-", ".staging-")):
-            shutil.rmtree(entry, ignore_errors=True)
+    """Remove staging folders and old generations (call under the lock).
+
+    The generation before the current one is kept, so readers that opened it just before the
+    switch can finish.
+    """
+    current = current_generation(index_dir)
+    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir() and p != current),
+                  key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    for entry in gens[:-1] + list(index_dir.glob(".staging-*")):
+        shutil.rmtree(entry, ignore_errors=True)
 
 
 def _fsync_tree(folder: Path) -> None:

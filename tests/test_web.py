@@ -1,0 +1,136 @@
+"""The web UI's API, through gradio_client against a real server on a free port."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+from qa import Assistant
+
+from .conftest import SEED_FILE
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, embedder):  # type: ignore[no-untyped-def]
+    """A UI server over its own copy of the sample corpus (uploads and removals change it)."""
+    from qa.web import build_app, launch
+
+    corpus = tmp_path_factory.mktemp("web-corpus")
+    shutil.copy(SEED_FILE, corpus / SEED_FILE.name)
+    index_dir = tmp_path_factory.mktemp("web-index")
+    Assistant.build(corpus, index_dir, embedder=embedder)
+    assistant = Assistant.open(index_dir, embedder=embedder)
+    port = free_port()
+    demo = launch(build_app(assistant), port=port, block=False)
+    yield {"url": f"http://127.0.0.1:{port}/", "corpus": corpus, "assistant": assistant}
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(server):  # type: ignore[no-untyped-def]
+    from gradio_client import Client
+
+    return Client(server["url"], verbose=False, analytics_enabled=False)
+
+
+def text_of(message: dict) -> str:
+    content = message["content"]
+    if isinstance(content, str):
+        return content
+    return "".join(block.get("text", "") for block in content if isinstance(block, dict))
+
+
+def test_chat_answers_with_a_cited_snippet_and_opens_it_in_the_viewer(client):
+    history, citations, viewer, box = client.predict("Which missiles does Japan produce under U.S. license?", [], 3,
+                                                     api_name="/chat")
+    reply = text_of(history[-1])
+    assert history[-1]["role"] == "assistant" and box == ""
+    assert "Patriot missiles, which Japan produces under U.S. license" in reply
+    assert "[1]" in reply and "us\\-japan" not in reply and "us-japan-defense-cooperation-2024.txt" in reply
+    assert "<mark>The revision was promptly put into practice" in viewer
+    assert "Citation id <code>" in viewer
+
+
+def test_follow_up_questions_are_new_questions_in_the_same_chat(client):
+    history, *_ = client.predict("What does SOSA do?", [], 3, api_name="/chat")
+    history, *_ = client.predict("What is the PJHQ being rebranded as?", history, 3, api_name="/chat")
+    assert len(history) == 4
+    assert "Japan Joint Operations Center" in text_of(history[-1])
+
+
+def test_off_topic_chat_says_not_in_the_sources_with_related_passages(client):
+    history, *_ = client.predict("What is the capital of Australia?", [], 3, api_name="/chat")
+    reply = text_of(history[-1])
+    assert reply.startswith("**Not in the sources.**") and "Related passages" in reply
+
+
+def test_empty_question_is_a_clear_error_not_a_trace(client):
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="the question is empty"):
+        client.predict("   ", [], 3, api_name="/chat")
+
+
+def test_citation_and_quote_lookup(client, server):
+    answer = server["assistant"].ask("Who signed the MOU for the United States?")
+    viewer = client.predict(answer.best.citation.id, api_name="/cite")
+    assert "Lloyd Austin" in viewer and "<mark>" in viewer
+    table = client.predict("japan produces under\nU.S. license", api_name="/quote")
+    assert table["data"][0][0] == "normalized" and table["data"][0][6].count(":") == 1
+    from gradio_client.exceptions import AppError
+
+    with pytest.raises(AppError, match="is not a citation id"):
+        client.predict("../../etc/passwd", api_name="/cite")
+
+
+def test_batch_upload_gives_a_table_and_a_results_file(client, tmp_path):
+    from gradio_client import handle_file
+
+    questions = tmp_path / "questions.txt"
+    questions.write_text("What does SOSA do?\nWhat is the capital of Australia?\n")
+    table, result_file, status = client.predict(handle_file(str(questions)), "jsonl", 2, api_name="/batch")
+    assert [row[1] for row in table["data"]] == ["What does SOSA do?", "What is the capital of Australia?"]
+    rows = [json.loads(line) for line in Path(result_file).read_text().splitlines()]
+    assert rows[0]["citation"]["id"] and rows[1]["abstained"] is True
+    assert status.startswith("2 questions: 1 answered, 1 abstained")
+
+
+def test_uploaded_document_is_indexed_escaped_and_removable(client, server, tmp_path):
+    from gradio_client import handle_file
+
+    doc = tmp_path / "crafted notes.md"
+    doc.write_text("# Crafted\n\nThe <script>alert('x')</script> Okapi Foundation funds zebra research in Kenya.\n")
+    table, note, _ = client.predict([handle_file(str(doc))], api_name="/upload")
+    assert "crafted notes.md" in [row[0] for row in table["data"]]
+    assert (server["corpus"] / "crafted notes.md").exists()
+    history, *_ = client.predict("What does the Okapi Foundation fund?", [], 1, api_name="/chat")
+    reply = text_of(history[-1])
+    assert "zebra research" in reply and "<script>" not in reply and "&lt;script&gt;" in reply
+    table, note, _ = client.predict("crafted notes.md", api_name="/remove")
+    assert "crafted notes.md" not in [row[0] for row in table["data"]]
+    assert not (server["corpus"] / "crafted notes.md").exists()
+
+
+def test_unsupported_upload_is_refused_clearly(client, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    bad = tmp_path / "tool.sh"
+    bad.write_text("rm -rf /")
+    with pytest.raises(AppError, match="Invalid file type|unsupported type"):
+        client.predict([handle_file(str(bad))], api_name="/upload")
+
+
+def test_sources_endpoint_lists_the_ingest_report(client):
+    rows = client.predict(api_name="/sources")
+    assert any(r[0] == "us-japan-defense-cooperation-2024.txt" and r[5] > 0 for r in rows)

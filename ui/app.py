@@ -1,0 +1,31 @@
+"""Launch the qa web UI: ``python ui/app.py [--index index] [--corpus corpus] [--host H] [--port P]``.
+
+Also works with Gradio's reload mode (``gradio ui/app.py``): the index and model load once, under
+``gr.NO_RELOAD``, and the Blocks are rebuilt on every change. The stylesheet beside this file is
+picked up by ``qa.web.launch``. Set ``QA_AUTH=user:password`` to require a login.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from qa.web import build_app, launch, ready_assistant
+
+if gr.NO_RELOAD:
+    parser = argparse.ArgumentParser(description="qa web UI")
+    parser.add_argument("--index", default=os.environ.get("QA_INDEX", "index"))
+    parser.add_argument("--corpus", default="corpus")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=None)
+    args, _ = parser.parse_known_args()
+    assistant = ready_assistant(Path(args.index), Path(args.corpus))
+
+demo = build_app(assistant)
+
+if __name__ == "__main__":
+    user, _, password = os.environ.get("QA_AUTH", "").partition(":")
+    launch(demo, host=args.host, port=args.port, auth=(user, password) if password else None)
