@@ -362,7 +362,7 @@ def eval_command(data: Path, work: Path, model: str | None, chunk_tokens: int | 
 
 
 def format_eval(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    keys = ["recall@1", "recall@5", "recall@20", "snippet_accuracy@1", "verbatim_rate", "ms_per_question"]
+    keys = ["recall@1", "recall@5", "recall@20", "snippet_accuracy@1", "verbatim_rate", "snippet_chars"]
     lines = [f"{'mode':<8} {'split':<13} {'n':>6} " + " ".join(f"{k:>18}" for k in keys)]
     for mode, splits in results.items():
         for name, m in splits.items():

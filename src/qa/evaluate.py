@@ -98,7 +98,7 @@ def score(assistant: Assistant, questions: list[Question], vectors: np.ndarray, 
     assistant.settings = settings
     row_of = {index.document(r).document.doc_id: r for r in index.document_rows()}
     hits_at = dict.fromkeys(KS, 0)
-    snippet_ok = verbatim = answered = 0
+    snippet_ok = verbatim = answered = chars = 0
     started = time.perf_counter()
     for q, v in zip(questions, vectors, strict=True):
         hits, scored = assistant.retrieve(q.text, v)
@@ -113,12 +113,14 @@ def score(assistant: Assistant, questions: list[Question], vectors: np.ndarray, 
             doc = index.document(row_of_citation(index, top.citation.id)).document
             verbatim += doc.text[top.citation.start : top.citation.end] == top.text
             snippet_ok += any(a in top.text for a in q.answers)
+            chars += len(top.text)
     n = max(1, len(questions))
     return {
         "questions": len(questions),
         **{f"recall@{k}": round(hits_at[k] / n, 4) for k in KS},
         "snippet_accuracy@1": round(snippet_ok / n, 4),
         "verbatim_rate": round(verbatim / max(1, answered), 4),
+        "snippet_chars": round(chars / max(1, answered), 1),
         "ms_per_question": round(1000 * (time.perf_counter() - started) / n, 2),
     }
 

@@ -18,6 +18,9 @@ from .settings import Settings
 from .types import Answer, Snippet
 
 
+JOIN_RATIO = 0.9
+
+
 @dataclass(frozen=True)
 class Scored:
     """A sentence of a retrieved chunk, scored against the question."""
@@ -93,9 +96,11 @@ def answer(
         reason = (f"the closest passage is too weak a match "
                   f"(confidence {confidence:.2f}, below the {settings.abstain_below:.2f} needed)")
         return Answer(question, (), True, reason, related, confidence)
-    chosen = _distinct(scored, k)
-    snippets = [_answer_snippet(index, chosen[0], scored)]
-    snippets += [_snippet(index, s.doc, s.start, s.end, s.score) for s in chosen[1:]]
+    run = _answer_run(scored)
+    used = {s.sentence for s in run}
+    rest = _distinct([s for s in scored if s.sentence not in used], k - 1)
+    snippets = [_snippet(index, best.doc, run[0].start, run[-1].end, best.score)]
+    snippets += [_snippet(index, s.doc, s.start, s.end, s.score) for s in rest]
     return Answer(question, tuple(snippets), False, "", (), confidence)
 
 
@@ -105,25 +110,34 @@ def confidence_of(best: Scored) -> float:
 
 
 def _distinct(scored: list[Scored], k: int) -> list[Scored]:
-    """The ``k`` best sentences, no two of them neighbours, so each is another place."""
+    """The ``k`` best sentences, each once (a sentence can come from two overlapping chunks)."""
     picked: list[Scored] = []
+    seen: set[int] = set()
     for s in scored:
-        if all(abs(s.sentence - p.sentence) > 1 for p in picked):
-            picked.append(s)
-        if len(picked) == k:
+        if len(picked) >= k:
             break
+        if s.sentence not in seen:
+            picked.append(s)
+            seen.add(s.sentence)
     return picked
 
 
-def _answer_snippet(index: Index, best: Scored, scored: list[Scored]) -> Snippet:
-    """The best sentence, joined with the next one when it is a fragment or the next scores as well."""
+def _answer_run(scored: list[Scored]) -> list[Scored]:
+    """The best sentence, with a neighbour when one sentence is not enough.
+
+    A neighbour joins when the best sentence is a fragment (under 40 characters) or when the
+    neighbour scores within ``JOIN_RATIO`` of it, as when the answer runs across both. At most
+    two sentences, adjacent in the same document.
+    """
+    best = scored[0]
     by_id = {s.sentence: s for s in scored}
-    nxt = by_id.get(best.sentence + 1)
-    text = index.document(best.doc).document.text[best.start : best.end]
-    short = len(text.split()) < 6
-    if nxt is not None and nxt.doc == best.doc and (short or nxt.score >= 0.95 * best.score):
-        return _snippet(index, best.doc, best.start, nxt.end, best.score)
-    return _snippet(index, best.doc, best.start, best.end, best.score)
+    short = best.end - best.start < 40
+    neighbours = [n for n in (by_id.get(best.sentence - 1), by_id.get(best.sentence + 1))
+                  if n is not None and n.doc == best.doc]
+    joinable = [n for n in neighbours if short or n.score >= JOIN_RATIO * best.score]
+    if not joinable:
+        return [best]
+    return sorted([best, max(joinable, key=lambda n: n.score)], key=lambda s: s.start)
 
 
 def _snippet(index: Index, doc_row: int, start: int, end: int, score: float) -> Snippet:
