@@ -22,4 +22,6 @@ run: $(STAMP)
 	$(BIN)/qa serve --corpus corpus
 
 test: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check src tests ui
 	$(BIN)/python -m pytest

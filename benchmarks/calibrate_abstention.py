@@ -45,8 +45,12 @@ def main() -> None:
         on_conf = ev.confidences(seed, on, seed.embedder.embed(on))
     fit = ev.calibrate([answerable, on_conf], [unanswerable, off_conf])
     result = {
-        "sets": ["squad answerable (answered)", "sample answerable (answered)",
-                 "squad against the sample corpus (abstained)", "sample off-topic (abstained)"],
+        "sets": [
+            "squad answerable (answered)",
+            "sample answerable (answered)",
+            "squad against the sample corpus (abstained)",
+            "sample off-topic (abstained)",
+        ],
         "sizes": [len(qs), len(on), len(qs), len(off)],
         **fit,
     }

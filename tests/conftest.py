@@ -65,15 +65,20 @@ class HashEmbedder:
         return out / np.maximum(norms, 1e-9)
 
 
-def build_fake(corpus: Path | list[Path], index_dir: Path, embedder: HashEmbedder | None = None,
-               settings: Settings | None = None, **kwargs):  # type: ignore[no-untyped-def]
+def build_fake(
+    corpus: Path | list[Path],
+    index_dir: Path,
+    embedder: HashEmbedder | None = None,
+    settings: Settings | None = None,
+    **kwargs,
+):  # type: ignore[no-untyped-def]
     """Build an index with the fake embedder (fast); returns the report."""
     from qa.build import build_index
 
     embedder = embedder or HashEmbedder()
     settings = (settings or Settings()).but(model=embedder.name)
     roots = corpus if isinstance(corpus, list) else [corpus]
-    return build_index(index_dir, roots, settings, embedder, embedder.tokenizer, embedder.dimension, **kwargs)
+    return build_index(index_dir, roots, settings, embedder, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -18,8 +18,9 @@ QUESTIONS = json.loads((ROOT / "tests" / "data" / "seed_questions.json").read_te
 # Questions the current retrieval answers with a neighbouring or related sentence instead. Each is
 # a strict xfail: when one starts passing, the test fails so that this list is brought up to date.
 KNOWN_MISSES = {
-    "What opportunity does the research and development memorandum give the alliance?":
-        "the MOU-signing sentence outranks the one that says what the MOU provides",
+    "What opportunity does the research and development memorandum give the alliance?": (
+        "the MOU-signing sentence outranks the one that says what the MOU provides"
+    ),
     "How did Japan and the United States close out 2023?": "paraphrase of 'ended 2023' loses to the 2023 intro",
     "What could the easing of export restrictions help speed up?": "'catalyst to accelerate' is not matched",
     "Which Pentagon mechanism is Japan modeling its new program on?": "'Pentagon' never appears in the text",
@@ -42,8 +43,11 @@ def test_top_snippet_is_the_sentence_that_answers(assistant: Assistant, case):
 
 
 def test_answer_sentence_is_among_the_first_snippets_for_nearly_every_question(assistant: Assistant):
-    missing = [c["question"] for c in QUESTIONS["answerable"]
-               if not any(c["answer_sentence"] in s.text for s in assistant.ask(c["question"], k=5).snippets)]
+    missing = [
+        c["question"]
+        for c in QUESTIONS["answerable"]
+        if not any(c["answer_sentence"] in s.text for s in assistant.ask(c["question"], k=5).snippets)
+    ]
     assert missing == ["What could the easing of export restrictions help speed up?"]
 
 
@@ -70,8 +74,12 @@ def test_answer_is_a_whole_object(assistant: Assistant):
     answer = assistant.ask("What is the PJHQ being rebranded as?", k=1)
     best = answer.snippets[0]
     assert answer == Answer(
-        question="What is the PJHQ being rebranded as?", snippets=(best,), abstained=False,
-        reason="", related=(), confidence=answer.confidence,
+        question="What is the PJHQ being rebranded as?",
+        snippets=(best,),
+        abstained=False,
+        reason="",
+        related=(),
+        confidence=answer.confidence,
     )
     assert best.citation.source == "us-japan-defense-cooperation-2024.txt" and best.citation.page is None
     assert "Japan Joint Operations Center (J-JOC)" in best.text

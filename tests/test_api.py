@@ -5,9 +5,22 @@ import qa
 
 def test_public_names_are_exactly_these():
     assert sorted(qa.__all__) == [
-        "Answer", "Assistant", "BuildReport", "Citation", "CitationError", "ConfigError", "Document",
-        "FileReport", "IndexError_", "IngestError", "InputError", "Passage", "QAError", "QuoteMatch",
-        "Settings", "Snippet",
+        "Answer",
+        "Assistant",
+        "BuildReport",
+        "Citation",
+        "CitationError",
+        "ConfigError",
+        "Document",
+        "FileReport",
+        "IndexFolderError",
+        "IngestError",
+        "InputError",
+        "Passage",
+        "QAError",
+        "QuoteMatch",
+        "Settings",
+        "Snippet",
     ]
     for name in qa.__all__:
         assert getattr(qa, name) is not None

@@ -84,7 +84,7 @@ def test_every_citation_in_a_batch_resolves_to_the_same_text(seed_index, assista
     run("batch", str(files["txt"]), "-o", str(out), "--index", str(seed_index), "-k", "4")
     checked = 0
     for row in map(json.loads, out.read_text().splitlines()):
-        pairs = ([(row["answer"], row["citation"])] if row["citation"] else [])
+        pairs = [(row["answer"], row["citation"])] if row["citation"] else []
         pairs += [(s["text"], s["citation"]) for s in row["supporting"]]
         for text, citation in pairs:
             cited = json.loads(run("cite", citation["id"], "--index", str(seed_index), "--json").output)
@@ -101,8 +101,11 @@ def test_bad_lines_are_reported_in_their_rows_and_the_run_goes_on(seed_index, tm
     assert result.exit_code == 0
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert [r["error"] for r in rows] == [
-        "", "line 2 is empty", "line 3 is not valid UTF-8",
-        "the question is 3,999 characters long; the limit is 2,000: ask a shorter one", "",
+        "",
+        "line 2 is empty",
+        "line 3 is not valid UTF-8",
+        "the question is 3,999 characters long; the limit is 2,000: ask a shorter one",
+        "",
     ]
     assert rows[0]["answer"] and rows[4]["answer"]
     assert "3 errors" in result.output

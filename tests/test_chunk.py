@@ -20,8 +20,10 @@ def sentences_of(text: str, kind: str = "txt") -> list[str]:
 
 
 def test_abbreviations_and_decimals_do_not_end_sentences():
-    text = ("The U.S. Department of Defense met Dr. Smith, e.g. about the $2.4 billion procurement. "
-            "Japan produces Patriot missiles under U.S. license.")
+    text = (
+        "The U.S. Department of Defense met Dr. Smith, e.g. about the $2.4 billion procurement. "
+        "Japan produces Patriot missiles under U.S. license."
+    )
     assert sentences_of(text) == [
         "The U.S. Department of Defense met Dr. Smith, e.g. about the $2.4 billion procurement.",
         "Japan produces Patriot missiles under U.S. license.",
@@ -44,8 +46,25 @@ def test_text_line_breaks_end_blocks_but_pdf_line_breaks_do_not():
 
 
 prose = st.lists(
-    st.sampled_from(["The U.S. agreed.", "Dr. Lee left.", "It cost $2.4 billion.", "Why?", "Yes!", "e.g. this",
-                     "\n", "\n\n", "  ", "word", "Another sentence here.", "(Inc.)", "…", "x.y", "Ünïcödé text."]),
+    st.sampled_from(
+        [
+            "The U.S. agreed.",
+            "Dr. Lee left.",
+            "It cost $2.4 billion.",
+            "Why?",
+            "Yes!",
+            "e.g. this",
+            "\n",
+            "\n\n",
+            "  ",
+            "word",
+            "Another sentence here.",
+            "(Inc.)",
+            "…",
+            "x.y",
+            "Ünïcödé text.",
+        ]
+    ),
     max_size=40,
 ).map(" ".join)
 
@@ -97,5 +116,5 @@ def test_overlap_repeats_whole_sentences():
     text = " ".join(f"Sentence number {i} is here." for i in range(10))
     sentences, chunks = chunk_document(doc(text), WordTokenizer(), 12, 5, with_title=False)
     assert len(chunks) > 1
-    for prev, nxt in zip(chunks, chunks[1:]):
+    for prev, nxt in zip(chunks, chunks[1:], strict=False):
         assert nxt.first == prev.last - 1  # one five-word sentence of overlap

@@ -107,8 +107,12 @@ def test_reindexing_unchanged_corpus_embeds_nothing(cli_index):
 
 def test_installed_entry_point_answers(cli_index):
     qa = Path(sys.executable).with_name("qa")
-    result = subprocess.run([str(qa), "ask", "Which missiles does Japan produce under U.S. license?",
-                             "--index", str(cli_index), "--json"], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [str(qa), "ask", "Which missiles does Japan produce under U.S. license?", "--index", str(cli_index), "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert "Patriot missiles" in json.loads(result.stdout)["snippets"][0]["text"]
     version = subprocess.run([sys.executable, "-m", "qa", "--version"], capture_output=True, text=True, timeout=60)

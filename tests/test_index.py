@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from qa import Assistant, Settings
-from qa.errors import IndexError_, IndexLockedError, IngestError
+from qa.errors import IndexFolderError, IndexLockedError, IngestError
 from qa.index import Index, build_lock, current_generation
 
 from .conftest import SEED_FILE, HashEmbedder, build_fake
@@ -27,7 +27,7 @@ def test_manifest_describes_the_index(corpus, tmp_path):
     report = build_fake(corpus, tmp_path / "index")
     manifest = Index.open(tmp_path / "index").manifest
     assert manifest["format"] == 1
-    assert manifest["model"] == {"name": "hash-embedder", "dimension": 64, "max_tokens": 254}
+    assert manifest["model"] == {"name": "hash-embedder", "dimension": 64, "max_tokens": 254, "precision": "fp32"}
     assert manifest["settings"] == Settings().index_fields()
     assert set(manifest["files"]) == {"seed.txt", "notes.md"}
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
@@ -99,12 +99,12 @@ def test_a_corpus_with_nothing_readable_is_an_error_and_keeps_the_old_index(corp
 
 def test_opening_with_another_model_is_a_clear_error(corpus, tmp_path):
     build_fake(corpus, tmp_path / "index")
-    with pytest.raises(IndexError_, match="built with model 'hash-embedder', not 'other-model'"):
+    with pytest.raises(IndexFolderError, match="built with model 'hash-embedder', not 'other-model'"):
         Index.open(tmp_path / "index", model="other-model")
 
 
 def test_missing_index_says_how_to_build_one(tmp_path):
-    with pytest.raises(IndexError_, match="qa index"):
+    with pytest.raises(IndexFolderError, match="qa index"):
         Index.open(tmp_path / "nowhere")
 
 
@@ -121,11 +121,10 @@ def test_a_damaged_index_says_how_to_rebuild(corpus, tmp_path, damage):
     else:
         manifest = json.loads((gen / "manifest.json").read_text())
         (gen / "manifest.json").write_text(json.dumps({**manifest, "format": 99}))
-    with pytest.raises(IndexError_, match="rebuild"):
+    with pytest.raises(IndexFolderError, match="rebuild"):
         Index.open(tmp_path / "index")
 
 
 def test_a_second_builder_fails_clearly_while_the_first_holds_the_lock(corpus, tmp_path):
-    with build_lock(tmp_path / "index"):
-        with pytest.raises(IndexLockedError, match="another build is writing"):
-            build_fake(corpus, tmp_path / "index")
+    with build_lock(tmp_path / "index"), pytest.raises(IndexLockedError, match="another build is writing"):
+        build_fake(corpus, tmp_path / "index")

@@ -25,7 +25,7 @@ def test_exact_quote_is_found_at_its_offsets(assistant: Assistant):
 
 
 def test_case_whitespace_quotes_and_dashes_are_ignored(assistant: Assistant):
-    quote = 'KISHIDA\'S visit - the first state   visit\nto the U.S. since he took office in 2021'
+    quote = "KISHIDA'S visit - the first state   visit\nto the U.S. since he took office in 2021"
     [match] = assistant.find_quote(quote)
     assert match.kind == "normalized"
     assert match.text == "Kishida’s visit – the first state visit to the U.S. since he took office in 2021"
@@ -46,7 +46,7 @@ def test_quote_not_in_the_corpus_finds_nothing(assistant: Assistant):
 def test_fold_joins_line_end_hyphens_and_maps_back():
     text = "the defen-\nse industry’s “big” plans"
     folded = fold(text)
-    assert folded.text == "the defense industry's \"big\" plans"
+    assert folded.text == 'the defense industry\'s "big" plans'
     at = folded.text.find("defense industry")
     start, end = folded.span(at, at + len("defense industry"))
     assert text[start:end] == "defen-\nse industry"
@@ -70,8 +70,9 @@ def test_sentence_copied_from_a_pdf_is_found_despite_other_line_breaks(tmp_path,
 
 
 def test_quote_command_json_and_stdin(seed_index):
-    result = CliRunner().invoke(main, ["quote", "-", "--index", str(seed_index), "--json"],
-                                input="Patriot missiles, which Japan produces")
+    result = CliRunner().invoke(
+        main, ["quote", "-", "--index", str(seed_index), "--json"], input="Patriot missiles, which Japan produces"
+    )
     [match] = json.loads(result.output)
     assert match["kind"] == "exact" and match["citation"]["id"].count(":") == 1
 

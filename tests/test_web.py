@@ -51,8 +51,9 @@ def text_of(message: dict) -> str:
 
 
 def test_chat_answers_with_a_cited_snippet_and_opens_it_in_the_viewer(client):
-    history, citations, viewer, box = client.predict("Which missiles does Japan produce under U.S. license?", [], 3,
-                                                     api_name="/chat")
+    history, citations, viewer, box = client.predict(
+        "Which missiles does Japan produce under U.S. license?", [], 3, api_name="/chat"
+    )
     reply = text_of(history[-1])
     assert history[-1]["role"] == "assistant" and box == ""
     assert "Patriot missiles, which Japan produces under U.S. license" in reply

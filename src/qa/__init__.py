@@ -1,7 +1,7 @@
 """qa: answers questions from your documents with cited, verbatim snippets."""
 
 from .assistant import Assistant
-from .errors import CitationError, ConfigError, IndexError_, IngestError, InputError, QAError
+from .errors import CitationError, ConfigError, IndexFolderError, IngestError, InputError, QAError
 from .settings import Settings
 from .types import Answer, BuildReport, Citation, Document, FileReport, Passage, QuoteMatch, Snippet
 
@@ -14,7 +14,7 @@ __all__ = [
     "ConfigError",
     "Document",
     "FileReport",
-    "IndexError_",
+    "IndexFolderError",
     "IngestError",
     "InputError",
     "Passage",

@@ -18,9 +18,9 @@ from .extract import Scored, answer, score_sentences
 from .index import Index, file_reports, read_manifest
 from .ingest import SUPPORTED, discover
 from .lexical import terms
+from .quote import find_quote
 from .retrieve import Hit, search
 from .settings import Settings
-from .quote import find_quote
 from .types import Answer, BuildReport, FileReport, Passage, QuoteMatch
 
 MAX_QUESTION_CHARS = 2000
@@ -39,6 +39,10 @@ def clean_question(question: str) -> str:
             f"the question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}: ask a shorter one"
         )
     return text
+
+
+def _embedder(settings: Settings) -> SentenceTransformerEmbedder:
+    return SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
 
 
 def safe_name(name: str) -> str:
@@ -60,25 +64,47 @@ class Assistant:
         self.settings = settings
 
     @classmethod
-    def open(cls, index_dir: str | Path = "index", *, model: str | None = None,
-             settings: Settings | None = None, embedder: Embedder | None = None) -> Assistant:
+    def open(
+        cls,
+        index_dir: str | Path = "index",
+        *,
+        model: str | None = None,
+        settings: Settings | None = None,
+        embedder: Embedder | None = None,
+    ) -> Assistant:
         """Open a built index. ``model``, when given, must be the model the index was built with."""
         index = Index.open(Path(index_dir), model)
-        settings = (settings or Settings()).but(model=index.manifest["model"]["name"])
-        return cls(index, embedder or SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size),
-                   settings)
+        settings = (settings or Settings()).but(
+            model=index.manifest["model"]["name"], precision=index.manifest["model"].get("precision", "fp32")
+        )
+        return cls(index, embedder or _embedder(settings), settings)
 
     @staticmethod
-    def build(corpus: str | Path | Sequence[str | Path], index_dir: str | Path = "index", *,
-              settings: Settings | None = None, embedder: SentenceTransformerEmbedder | None = None,
-              rebuild: bool = False, progress: bool = False, on_progress: Progress | None = None,
-              wait_s: float = 0.0) -> BuildReport:
+    def build(
+        corpus: str | Path | Sequence[str | Path],
+        index_dir: str | Path = "index",
+        *,
+        settings: Settings | None = None,
+        embedder: SentenceTransformerEmbedder | None = None,
+        rebuild: bool = False,
+        progress: bool = False,
+        on_progress: Progress | None = None,
+        wait_s: float = 0.0,
+    ) -> BuildReport:
         """Index the files under ``corpus`` into ``index_dir``, reusing what has not changed."""
         settings = settings or Settings()
         roots = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(p) for p in corpus]
-        embedder = embedder or SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
-        return build_index(Path(index_dir), roots, settings, embedder, embedder.tokenizer, embedder.dimension,
-                           rebuild=rebuild, progress=progress, on_progress=on_progress, wait_s=wait_s)
+        embedder = embedder or _embedder(settings)
+        return build_index(
+            Path(index_dir),
+            roots,
+            settings,
+            embedder,
+            rebuild=rebuild,
+            progress=progress,
+            on_progress=on_progress,
+            wait_s=wait_s,
+        )
 
     @staticmethod
     def is_stale(corpus: str | Path | Sequence[str | Path], index_dir: str | Path = "index") -> bool:
@@ -149,8 +175,10 @@ class Assistant:
             src = Path(file)
             name = safe_name(src.name)
             if src.stat().st_size > limit:
-                raise InputError(f"{src.name}: file is {src.stat().st_size / 1e6:.1f} MB, over the "
-                                 f"{self.settings.max_file_mb:g} MB limit")
+                raise InputError(
+                    f"{src.name}: file is {src.stat().st_size / 1e6:.1f} MB, over the "
+                    f"{self.settings.max_file_mb:g} MB limit"
+                )
             target = root / name
             stem, n = target.stem, 2
             while target.exists() and target.read_bytes() != src.read_bytes():
@@ -175,8 +203,9 @@ class Assistant:
         """Index the corpus folders again (unchanged files are reused) and switch to the result."""
         roots = [Path(r) for r in self.index.manifest.get("roots", [])]
         embedder = self.embedder if isinstance(self.embedder, SentenceTransformerEmbedder) else None
-        report = Assistant.build(roots, self.index.dir, settings=self.settings, embedder=embedder,
-                                 on_progress=on_progress, wait_s=600)
+        report = Assistant.build(
+            roots, self.index.dir, settings=self.settings, embedder=embedder, on_progress=on_progress, wait_s=600
+        )
         old, self.index = self.index, Index.open(self.index.dir)
         old.close()
         return report

@@ -63,8 +63,10 @@ class Summary:
     def line(self) -> str:
         acc = f", accuracy {self.accuracy:.1%} on {self.with_gold} with answers" if self.accuracy is not None else ""
         skipped = f", {self.skipped} already done" if self.skipped else ""
-        return (f"{self.rows} questions: {self.answered} answered, {self.abstained} abstained, "
-                f"{self.errors} errors{skipped}{acc}; {self.per_second:.1f} questions/s")
+        return (
+            f"{self.rows} questions: {self.answered} answered, {self.abstained} abstained, "
+            f"{self.errors} errors{skipped}{acc}; {self.per_second:.1f} questions/s"
+        )
 
 
 def input_format(name: str, given: str | None) -> str:
@@ -80,8 +82,9 @@ def output_format(name: str, given: str | None) -> str:
 def _format(name: str, given: str | None, allowed: tuple[str, ...], default: str, what: str, flag: str) -> str:
     fmt = given or (default if name == "-" else Path(name).suffix.lower().lstrip("."))
     if fmt not in allowed:
-        raise InputError(f"{name}: cannot tell the {what} format from {fmt!r}; use {flag} with one of "
-                         f"{', '.join(allowed)}")
+        raise InputError(
+            f"{name}: cannot tell the {what} format from {fmt!r}; use {flag} with one of {', '.join(allowed)}"
+        )
     return fmt
 
 
@@ -128,8 +131,10 @@ def _table_rows(data: bytes, delimiter: str, name: str) -> Iterator[Row]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     columns = {c.strip().lower(): c for c in reader.fieldnames or []}
     if "question" not in columns:
-        raise InputError(f"{name}: no 'question' column (found: {', '.join(reader.fieldnames or []) or 'none'}); "
-                         "add a header row with a question column")
+        raise InputError(
+            f"{name}: no 'question' column (found: {', '.join(reader.fieldnames or []) or 'none'}); "
+            "add a header row with a question column"
+        )
     for n, record in enumerate(reader, 1):
         question = record.get(columns["question"]) or ""
         rid = (record.get(columns["id"]) or "").strip() if "id" in columns else ""
@@ -236,8 +241,22 @@ def _snippet(s: Snippet) -> dict[str, Any]:
 class Writer:
     """Writes answer records in one format, flushing each, so a partial file is always valid."""
 
-    CSV_FIELDS = ["id", "question", "answer", "citation_id", "source", "page", "start", "end", "score",
-                  "abstained", "reason", "supporting", "error", "correct"]
+    CSV_FIELDS = [
+        "id",
+        "question",
+        "answer",
+        "citation_id",
+        "source",
+        "page",
+        "start",
+        "end",
+        "score",
+        "abstained",
+        "reason",
+        "supporting",
+        "error",
+        "correct",
+    ]
 
     def __init__(self, stream: IO[str], fmt: str, append: bool = False) -> None:
         self.stream, self.fmt = stream, fmt
@@ -259,16 +278,22 @@ class Writer:
     def _write_csv(self, rec: dict[str, Any]) -> None:
         extra = [k for k in rec if k not in self.CSV_FIELDS and k not in ("citation", "gold")]
         if self._csv is None:
-            self._csv = csv.DictWriter(self.stream, fieldnames=self.CSV_FIELDS + extra + ["gold"],
-                                       extrasaction="ignore")
+            self._csv = csv.DictWriter(
+                self.stream, fieldnames=self.CSV_FIELDS + extra + ["gold"], extrasaction="ignore"
+            )
             if not self._header_done:
                 self._csv.writeheader()
         c = rec.get("citation") or {}
-        flat = {**{k: v for k, v in rec.items() if k not in ("citation", "supporting", "gold")},
-                "citation_id": c.get("id"), "source": c.get("source"), "page": c.get("page"),
-                "start": c.get("start"), "end": c.get("end"),
-                "supporting": " | ".join(f"{s['text']} [{s['citation']['id']}]" for s in rec["supporting"]),
-                "gold": " | ".join(rec.get("gold", []))}
+        flat = {
+            **{k: v for k, v in rec.items() if k not in ("citation", "supporting", "gold")},
+            "citation_id": c.get("id"),
+            "source": c.get("source"),
+            "page": c.get("page"),
+            "start": c.get("start"),
+            "end": c.get("end"),
+            "supporting": " | ".join(f"{s['text']} [{s['citation']['id']}]" for s in rec["supporting"]),
+            "gold": " | ".join(rec.get("gold", [])),
+        }
         self._csv.writerow(flat)
 
     def finish(self, summary: Summary) -> None:
@@ -299,12 +324,20 @@ def _md_quote(s: dict[str, Any]) -> str:
     c = s["citation"]
     page = f", p. {c['page']}" if c["page"] is not None else ""
     text = " ".join(str(s["text"]).split())
-    return f"> {text}\n>\n> — {c['source']}{page}, chars {c['start']}-{c['end']} `[{c['id']}]` (score {s['score']:.2f})\n"
+    where = f"{c['source']}{page}, chars {c['start']}-{c['end']} `[{c['id']}]`"
+    return f"> {text}\n>\n> — {where} (score {s['score']:.2f})\n"
 
 
-def run(assistant: Assistant, rows: Iterable[Row], writer: Writer, *, k: int | None = None,
-        skip: set[str] | None = None, batch: int = BATCH,
-        on_row: Callable[[dict[str, Any], Summary], None] | None = None) -> Summary:
+def run(
+    assistant: Assistant,
+    rows: Iterable[Row],
+    writer: Writer,
+    *,
+    k: int | None = None,
+    skip: set[str] | None = None,
+    batch: int = BATCH,
+    on_row: Callable[[dict[str, Any], Summary], None] | None = None,
+) -> Summary:
     """Answer ``rows`` in batches, writing each record as it is made; returns the counts."""
     summary = Summary()
     started = time.perf_counter()
@@ -358,4 +391,3 @@ def _count(summary: Summary, row: Row, answer: Answer | None) -> None:
     if row.gold and not row.error:
         summary.with_gold += 1
         summary.correct += bool(answer is not None and is_correct(answer, row.gold))
-

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -24,7 +24,9 @@ from .index import (
     Index,
     build_lock,
     clean_up,
+    dense_kind,
     ingest_error,
+    make_dense,
     publish,
     read_manifest,
     staging_folder,
@@ -35,6 +37,14 @@ from .settings import Settings
 from .types import BuildReport, Document, FileReport
 
 EMBED_BATCH = 256
+
+
+class ModelEmbedder(Embedder, Protocol):
+    """An embedder that also exposes its tokenizer and vector size, as the build needs both."""
+
+    tokenizer: Tokenizer
+    dimension: int
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -54,9 +64,7 @@ def build_index(
     index_dir: Path,
     roots: list[Path],
     settings: Settings,
-    embedder: Embedder,
-    tokenizer: Tokenizer,
-    dimension: int,
+    embedder: ModelEmbedder,
     *,
     rebuild: bool = False,
     documents: list[Document] | None = None,
@@ -64,9 +72,13 @@ def build_index(
     on_progress: Progress | None = None,
     wait_s: float = 0.0,
 ) -> BuildReport:
-    """Index the supported files under ``roots`` into ``index_dir``; see the module docstring."""
+    """Index the supported files under ``roots`` into ``index_dir``; see the module docstring.
+
+    The lock is taken before the model loads, so a second builder fails (or waits) at once.
+    """
     started = time.perf_counter()
     with build_lock(index_dir, wait_s):
+        tokenizer, dimension = embedder.tokenizer, embedder.dimension
         previous = None if rebuild else _reusable(index_dir, settings)
         files, passed = discover(roots) if documents is None else ([], [])
         reports: list[FileReport] = [FileReport(name, "skipped", error=f"{name}: {why}") for name, why in passed]
@@ -152,12 +164,27 @@ def _read_all(
                 )
                 fresh = True
             status = "indexed" if entry.chunk_vectors is None else "unchanged"
-            entry.file.update(sha256=digest, doc_id=doc_id, **stat,
-                              pages=len(entry.document.page_starts), chars=len(entry.document.text),
-                              sentences=len(entry.sentences), chunks=len(entry.chunks))
+            entry.file.update(
+                sha256=digest,
+                doc_id=doc_id,
+                **stat,
+                pages=len(entry.document.page_starts),
+                chars=len(entry.document.text),
+                sentences=len(entry.sentences),
+                chunks=len(entry.chunks),
+            )
             docs.append(entry)
-            reports.append(FileReport(file.source, status, entry.file["pages"], entry.file["chars"],
-                                      len(entry.sentences), len(entry.chunks), tuple(entry.file["warnings"])))
+            reports.append(
+                FileReport(
+                    file.source,
+                    status,
+                    entry.file["pages"],
+                    entry.file["chars"],
+                    len(entry.sentences),
+                    len(entry.chunks),
+                    tuple(entry.file["warnings"]),
+                )
+            )
         except Exception as exc:  # one bad file is reported and skipped; the rest are indexed
             reason = ingest_error(file.source, exc)
             skipped[file.source] = {**stat, "error": reason}
@@ -189,7 +216,10 @@ def _take_over(previous: Index, doc_id: str, source: str) -> _Doc | None:
     chunks = [(c.start, c.end, c.page, c.first - stored.sent_lo, c.last - stored.sent_lo, 0) for c in chunk_rows]
     old_file = previous.manifest["files"].get(old.source, {})
     return _Doc(
-        document, sentences, chunks, {"warnings": list(old_file.get("warnings", []))},
+        document,
+        sentences,
+        chunks,
+        {"warnings": list(old_file.get("warnings", []))},
         np.asarray(previous.chunk_vectors[stored.chunk_lo : stored.chunk_hi], dtype=np.float32),
         np.asarray(previous.sentence_vectors[stored.sent_lo : stored.sent_hi], dtype=np.float16),
     )
@@ -210,8 +240,14 @@ def chunk_texts(doc: Document, chunks: list[tuple[int, int, int | None, int, int
     return [prefix + doc.text[a:b] for a, b, *_ in chunks]
 
 
-def _embed_fresh(docs: list[_Doc], embedder: Embedder, settings: Settings, dimension: int, progress: bool,
-                 on_progress: Progress | None) -> int:
+def _embed_fresh(
+    docs: list[_Doc],
+    embedder: Embedder,
+    settings: Settings,
+    dimension: int,
+    progress: bool,
+    on_progress: Progress | None,
+) -> int:
     """Embed the chunks of new documents, and their sentences in the same pass."""
     work: list[tuple[_Doc, int, str, list[tuple[int, int]], list[int]]] = []
     for doc in docs:
@@ -231,7 +267,7 @@ def _embed_fresh(docs: list[_Doc], embedder: Embedder, settings: Settings, dimen
     for at in range(0, total, EMBED_BATCH):
         batch = work[at : at + EMBED_BATCH]
         vectors, pooled = embed_with_spans(embedder, [w[2] for w in batch], [w[3] for w in batch])
-        for k, item in enumerate(batch):
+        for k in range(len(batch)):
             results[at + k] = (vectors[k], pooled[k])
         if bar is not None:
             bar.update(len(batch))
@@ -256,34 +292,54 @@ def _embed_fresh(docs: list[_Doc], embedder: Embedder, settings: Settings, dimen
     return total
 
 
-def _manifest(settings: Settings, embedder: Embedder, dimension: int, tokenizer: Tokenizer, roots: list[Path],
-              docs: list[_Doc], skipped: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def _manifest(
+    settings: Settings,
+    embedder: Embedder,
+    dimension: int,
+    tokenizer: Tokenizer,
+    roots: list[Path],
+    docs: list[_Doc],
+    skipped: dict[str, dict[str, Any]],
+) -> dict[str, Any]:
     return {
         "format": FORMAT_VERSION,
-        "model": {"name": settings.model, "dimension": dimension, "max_tokens": tokenizer.max_tokens},
+        "model": {
+            "name": settings.model,
+            "dimension": dimension,
+            "max_tokens": tokenizer.max_tokens,
+            "precision": settings.precision,
+        },
         "settings": settings.index_fields(),
-        "dense": {"type": "flat"},
+        "dense": {"type": dense_kind(settings.dense_index, sum(len(d.chunks) for d in docs)),
+                  "ef_search": settings.hnsw_ef_search},
         "roots": [str(r.resolve()) for r in roots],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "counts": {"documents": len(docs), "chunks": sum(len(d.chunks) for d in docs),
-                   "sentences": sum(len(d.sentences) for d in docs)},
+        "counts": {
+            "documents": len(docs),
+            "chunks": sum(len(d.chunks) for d in docs),
+            "sentences": sum(len(d.sentences) for d in docs),
+        },
         "files": {d.document.source: d.file for d in docs},
         "skipped": skipped,
     }
 
 
 def _write(staging: Path, manifest: dict[str, Any], docs: list[_Doc], settings: Settings, dimension: int) -> None:
-    import faiss
 
     docs = sorted(docs, key=lambda d: d.document.source)
     chunk_vectors = np.concatenate([d.chunk_vectors for d in docs if d.chunk_vectors is not None]).astype(np.float32)
     sentence_vectors = np.concatenate([d.sentence_vectors for d in docs if d.sentence_vectors is not None])
-    dense = faiss.IndexFlatIP(dimension)
-    if len(chunk_vectors):
-        dense.add(chunk_vectors)
+    dense = make_dense(manifest["dense"]["type"], chunk_vectors)
     texts = [t for d in docs for t in chunk_texts(d.document, d.chunks, settings.title_in_chunks)]
-    write_generation(staging, manifest, [(d.document, d.sentences, d.chunks) for d in docs],
-                     chunk_vectors, sentence_vectors, texts, dense)
+    write_generation(
+        staging,
+        manifest,
+        [(d.document, d.sentences, d.chunks) for d in docs],
+        chunk_vectors,
+        sentence_vectors,
+        texts,
+        dense,
+    )
 
 
 def _bar(total: int, what: str, unit: str, show: bool):  # type: ignore[no-untyped-def]

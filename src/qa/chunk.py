@@ -150,8 +150,7 @@ def _pack(doc: Document, sentences: list[Sentence], budget: int, overlap: int) -
             last += 1
         last = max(last, first + 1)
         chunks.append(
-            Chunk(doc.doc_id, sentences[first].start, sentences[last - 1].end,
-                  sentences[first].page, first, last, used)
+            Chunk(doc.doc_id, sentences[first].start, sentences[last - 1].end, sentences[first].page, first, last, used)
         )
         if last >= len(sentences):
             break

@@ -14,7 +14,7 @@ from .index import Index
 from .types import Citation, Document, Passage
 
 ID_DIGITS = 12
-_ID = re.compile(r"([0-9a-f]{%d}):(\d{1,12})-(\d{1,12})" % ID_DIGITS)
+_ID = re.compile(rf"([0-9a-f]{{{ID_DIGITS}}}):(\d{{1,12}})-(\d{{1,12}})")
 
 
 def citation_id(doc_id: str, start: int, end: int) -> str:
@@ -60,8 +60,11 @@ def resolve(index: Index, text: str, context: int = 300) -> Passage:
     before_start = _boundary(doc.text, max(0, start - context), forward=True)
     after_end = _boundary(doc.text, min(len(doc.text), end + context), forward=False)
     return Passage(
-        make_citation(doc, start, end), doc.text[start:end],
-        doc.text[before_start:start], doc.text[end:after_end], doc.title,
+        make_citation(doc, start, end),
+        doc.text[start:end],
+        doc.text[before_start:start],
+        doc.text[end:after_end],
+        doc.title,
     )
 
 

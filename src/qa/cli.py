@@ -32,11 +32,18 @@ class _Group(click.Group):
 
 
 index_option = click.option(
-    "--index", "index_dir", type=click.Path(file_okay=False, path_type=Path), default="index", show_default=True,
-    envvar="QA_INDEX", help="Index folder [env QA_INDEX].",
+    "--index",
+    "index_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="index",
+    show_default=True,
+    envvar="QA_INDEX",
+    help="Index folder [env QA_INDEX].",
 )
 model_option = click.option(
-    "--model", default=None, envvar="QA_MODEL",
+    "--model",
+    default=None,
+    envvar="QA_MODEL",
     help="Embedding model name or path (default all-MiniLM-L6-v2, bundled) [env QA_MODEL].",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
@@ -72,14 +79,33 @@ def main() -> None:
 @index_option
 @model_option
 @click.option("--rebuild", is_flag=True, help="Embed every file again instead of reusing unchanged ones.")
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16", "int8"]),
+    default=None,
+    envvar="QA_PRECISION",
+    help="Encoder precision (default fp32; bf16 is faster) [env QA_PRECISION].",
+)
 @click.option("--chunk-tokens", type=int, default=None, help="Largest chunk, in model tokens.")
 @click.option("--chunk-overlap", type=int, default=None, help="Overlap between chunks, in tokens.")
 @click.option("--max-file-mb", type=float, default=None, envvar="QA_MAX_FILE_MB", help="Skip larger files.")
+@click.option("--dense-index", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True,
+              help="FAISS index: exact (flat) up to 200k chunks, then HNSW, unless set.")
 @click.option("--wait", type=float, default=0.0, help="Seconds to wait for another build to finish.")
 @json_option
-def index_command(paths: tuple[Path, ...], index_dir: Path, model: str | None, rebuild: bool,
-                  chunk_tokens: int | None, chunk_overlap: int | None, max_file_mb: float | None,
-                  wait: float, as_json: bool) -> None:
+def index_command(
+    paths: tuple[Path, ...],
+    index_dir: Path,
+    model: str | None,
+    precision: str | None,
+    rebuild: bool,
+    chunk_tokens: int | None,
+    chunk_overlap: int | None,
+    max_file_mb: float | None,
+    dense_index: str,
+    wait: float,
+    as_json: bool,
+) -> None:
     """Index PATHS (files or folders of .txt, .md, .pdf); default: the folders indexed last, or corpus/.
 
     Unchanged files are reused; changed and new files are embedded; files that are gone drop out.
@@ -87,14 +113,25 @@ def index_command(paths: tuple[Path, ...], index_dir: Path, model: str | None, r
     from .assistant import Assistant
     from .index import read_manifest
 
-    changes = {k: v for k, v in {"model": model, "chunk_tokens": chunk_tokens, "chunk_overlap": chunk_overlap,
-                                 "max_file_mb": max_file_mb}.items() if v is not None}
+    changes = {
+        k: v
+        for k, v in {
+            "model": model,
+            "precision": precision,
+            "chunk_tokens": chunk_tokens,
+            "chunk_overlap": chunk_overlap,
+            "max_file_mb": max_file_mb,
+        }.items()
+        if v is not None
+    }
     manifest = read_manifest(index_dir) if not rebuild else None
-    if manifest is not None and "chunk_tokens" not in changes:
+    if manifest is not None:
+        # Keep what the index was built with unless a flag changes it.
         changes.setdefault("chunk_tokens", manifest["settings"]["chunk_tokens"])
         changes.setdefault("chunk_overlap", manifest["settings"]["chunk_overlap"])
         changes.setdefault("model", manifest["model"]["name"])
-    settings = Settings().but(**changes)
+        changes.setdefault("precision", manifest["model"].get("precision", "fp32"))
+    settings = Settings().but(dense_index=dense_index, **changes)
     roots = list(paths) or [Path(r) for r in (manifest or {}).get("roots", [])] or [Path(DEFAULT_CORPUS)]
     report = Assistant.build(roots, index_dir, settings=settings, rebuild=rebuild, progress=not as_json, wait_s=wait)
     if as_json:
@@ -165,8 +202,9 @@ def _snippet_lines(snippets: tuple[Snippet, ...], start: int = 1) -> list[str]:
 @main.command("cite")
 @click.argument("citation_id")
 @index_option
-@click.option("--context", type=click.IntRange(0, 5000), default=300, show_default=True,
-              help="Characters of context either side.")
+@click.option(
+    "--context", type=click.IntRange(0, 5000), default=300, show_default=True, help="Characters of context either side."
+)
 @json_option
 def cite_command(citation_id: str, index_dir: Path, context: int, as_json: bool) -> None:
     """Show the passage CITATION_ID points to, in its context."""
@@ -188,18 +226,42 @@ def format_passage(passage: Passage) -> str:
 
 @main.command("batch")
 @click.argument("questions", type=click.Path(allow_dash=True, path_type=str))
-@click.option("-o", "--output", "output", required=True, type=click.Path(allow_dash=True, path_type=str),
-              help="Answer file: .jsonl, .csv or .md (or - for standard output).")
-@click.option("--format", "out_format", type=click.Choice(["jsonl", "csv", "md"]), default=None,
-              help="Answer format (default: from the output's extension).")
-@click.option("--input-format", "in_format", type=click.Choice(["txt", "csv", "tsv", "jsonl"]), default=None,
-              help="Question format (default: from the extension; txt for stdin).")
+@click.option(
+    "-o",
+    "--output",
+    "output",
+    required=True,
+    type=click.Path(allow_dash=True, path_type=str),
+    help="Answer file: .jsonl, .csv or .md (or - for standard output).",
+)
+@click.option(
+    "--format",
+    "out_format",
+    type=click.Choice(["jsonl", "csv", "md"]),
+    default=None,
+    help="Answer format (default: from the output's extension).",
+)
+@click.option(
+    "--input-format",
+    "in_format",
+    type=click.Choice(["txt", "csv", "tsv", "jsonl"]),
+    default=None,
+    help="Question format (default: from the extension; txt for stdin).",
+)
 @click.option("--resume", is_flag=True, help="Skip ids already in the output file and append the rest.")
 @click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Snippets per answer (default 3).")
 @index_option
 @model_option
-def batch_command(questions: str, output: str, out_format: str | None, in_format: str | None, resume: bool,
-                  k: int | None, index_dir: Path, model: str | None) -> None:
+def batch_command(
+    questions: str,
+    output: str,
+    out_format: str | None,
+    in_format: str | None,
+    resume: bool,
+    k: int | None,
+    index_dir: Path,
+    model: str | None,
+) -> None:
     """Answer every question in QUESTIONS (.txt, .csv, .tsv, .jsonl, or - for stdin) into a file."""
     from . import batch
 
@@ -217,11 +279,18 @@ def batch_command(questions: str, output: str, out_format: str | None, in_format
         skip = batch.done_ids(Path(output), fout)
     assistant = _open(index_dir, model)
     assistant.embedder.embed(["load the model before the clock starts"])
-    stream = sys.stdout if output == "-" else open(output, "a" if skip else "w", encoding="utf-8", newline="")
+    # Closed in the finally below; a with-block would also close sys.stdout.
+    stream = sys.stdout if output == "-" else open(output, "a" if skip else "w", encoding="utf-8", newline="")  # noqa: SIM115
     bar = _progress(len(rows) - len(skip & {r.id for r in rows}), output != "-")
     try:
-        summary = batch.run(assistant, rows, batch.Writer(stream, fout, append=bool(skip)), k=k, skip=skip,
-                            on_row=lambda rec, s: bar.update(1) if bar is not None else None)
+        summary = batch.run(
+            assistant,
+            rows,
+            batch.Writer(stream, fout, append=bool(skip)),
+            k=k,
+            skip=skip,
+            on_row=lambda rec, s: bar.update(1) if bar is not None else None,
+        )
     except KeyboardInterrupt:
         click.echo(f"interrupted: the rows answered so far are in {output}; run again with --resume", err=True)
         raise
@@ -243,8 +312,13 @@ def _progress(total: int, show: bool):  # type: ignore[no-untyped-def]
 
 @main.command("quote")
 @click.argument("text", required=False)
-@click.option("--file", "from_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="Read the quote from a file.")
+@click.option(
+    "--file",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Read the quote from a file.",
+)
 @index_option
 @click.option("--limit", type=click.IntRange(1, 200), default=20, show_default=True)
 @json_option
@@ -270,16 +344,26 @@ def quote_command(text: str | None, from_file: Path | None, index_dir: Path, lim
 
 @main.command("serve")
 @index_option
-@click.option("--corpus", type=click.Path(file_okay=False, path_type=Path), default=DEFAULT_CORPUS,
-              show_default=True, help="Folder to index first when the index is missing or stale.")
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="QA_HOST",
-              help="Address to listen on (127.0.0.1 keeps it on this machine).")
+@click.option(
+    "--corpus",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DEFAULT_CORPUS,
+    show_default=True,
+    help="Folder to index first when the index is missing or stale.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="QA_HOST",
+    help="Address to listen on (127.0.0.1 keeps it on this machine).",
+)
 @click.option("--port", type=int, default=None, envvar="QA_PORT", help="Port (default: first free from 7860).")
-@click.option("--auth", default=None, envvar="QA_AUTH", metavar="USER:PASSWORD",
-              help="Require this login [env QA_AUTH].")
+@click.option(
+    "--auth", default=None, envvar="QA_AUTH", metavar="USER:PASSWORD", help="Require this login [env QA_AUTH]."
+)
 @click.option("--share", is_flag=True, help="Ask Gradio for a public share link (needs internet).")
-def serve_command(index_dir: Path, corpus: Path, host: str, port: int | None, auth: str | None,
-                  share: bool) -> None:
+def serve_command(index_dir: Path, corpus: Path, host: str, port: int | None, auth: str | None, share: bool) -> None:
     """Start the web UI (chat, citation lookup, batch, sources) on localhost."""
     from .web import build_app, launch, ready_assistant
 
@@ -291,8 +375,9 @@ def serve_command(index_dir: Path, corpus: Path, host: str, port: int | None, au
         login = (user, password)
     assistant = ready_assistant(index_dir, corpus)
     click.echo(f"serving {index_dir} on http://{host}:{port or 7860} (Ctrl-C to stop)", err=True)
-    launch(build_app(assistant), host=host, port=port, auth=login, share=share,
-           max_file_mb=assistant.settings.max_file_mb)
+    launch(
+        build_app(assistant), host=host, port=port, auth=login, share=share, max_file_mb=assistant.settings.max_file_mb
+    )
 
 
 @main.command("add")
@@ -334,21 +419,42 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
 
 
 @main.command("eval")
-@click.option("--data", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default="../shared/datasets/squad/dev-v1.1.json", show_default=True, help="SQuAD v1.1 dev JSON.")
-@click.option("--work", type=click.Path(file_okay=False, path_type=Path), default="results", show_default=True,
-              help="Folder for the evaluation index and results.")
+@click.option(
+    "--data",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default="../shared/datasets/squad/dev-v1.1.json",
+    show_default=True,
+    help="SQuAD v1.1 dev JSON.",
+)
+@click.option(
+    "--work",
+    type=click.Path(file_okay=False, path_type=Path),
+    default="results",
+    show_default=True,
+    help="Folder for the evaluation index and results.",
+)
 @model_option
 @click.option("--chunk-tokens", type=int, default=None, help="Largest chunk, in model tokens.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "int8"]), default=None, help="Encoder precision.")
 @click.option("--tune", "do_tune", is_flag=True, help="Search fusion and sentence weights on articles 0-23 first.")
 @click.option("--limit", type=int, default=None, help="Use only the first N questions of each split (quick runs).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write results JSON.")
-def eval_command(data: Path, work: Path, model: str | None, chunk_tokens: int | None, do_tune: bool,
-                 limit: int | None, out: Path | None) -> None:
+def eval_command(
+    data: Path,
+    work: Path,
+    model: str | None,
+    chunk_tokens: int | None,
+    precision: str | None,
+    do_tune: bool,
+    limit: int | None,
+    out: Path | None,
+) -> None:
     """Open retrieval on SQuAD v1.1 dev: dense, lexical and hybrid side by side."""
     from . import evaluate
 
-    changes = {k: v for k, v in {"model": model, "chunk_tokens": chunk_tokens}.items() if v is not None}
+    changes = {
+        k: v for k, v in {"model": model, "chunk_tokens": chunk_tokens, "precision": precision}.items() if v is not None
+    }
     settings = Settings().but(**changes)
     work.mkdir(parents=True, exist_ok=True)
     assistant, questions, vectors = evaluate.prepare(data, work, settings)

@@ -38,8 +38,7 @@ class Embedder(Protocol):
 class SpanEmbedder(Protocol):
     """An embedder that also pools vectors for spans of each text in the same pass."""
 
-    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
-        ...
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]: ...
 
 
 def resolve_model(name: str) -> str:
@@ -74,14 +73,17 @@ class HFTokenizer:
 class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 (or any sentence-transformers model) on the CPU."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, batch_size: int = 32, device: str = "cpu") -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, *, batch_size: int = 32, device: str = "cpu", precision: str = "fp32"
+    ) -> None:
         self.name = model
         self.batch_size = batch_size
+        self.precision = precision
         self._device = device
 
     @cached_property
     def model(self) -> Any:
-        return _load(self.name, self._device)
+        return _load(self.name, self._device, self.precision)
 
     @property
     def dimension(self) -> int:
@@ -96,8 +98,11 @@ class SentenceTransformerEmbedder:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
         vectors = self.model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=False,
+            list(texts),
+            batch_size=self.batch_size,
+            normalize_embeddings=True,
+            convert_to_numpy=True,
+            show_progress_bar=False,
         )
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
@@ -116,8 +121,12 @@ class SentenceTransformerEmbedder:
         for at in range(0, len(order), self.batch_size):
             batch = order[at : at + self.batch_size]
             features = model.tokenizer(
-                [texts[i] for i in batch], padding=True, truncation=True,
-                max_length=int(model.max_seq_length), return_tensors="pt", return_offsets_mapping=True,
+                [texts[i] for i in batch],
+                padding=True,
+                truncation=True,
+                max_length=int(model.max_seq_length),
+                return_tensors="pt",
+                return_offsets_mapping=True,
             )
             offsets = features.pop("offset_mapping").numpy()
             with torch.inference_mode():
@@ -132,15 +141,24 @@ class SentenceTransformerEmbedder:
 
 
 @lru_cache(maxsize=4)
-def _load(name: str, device: str) -> Any:
+def _load(name: str, device: str, precision: str = "fp32") -> Any:
     """Load a model once per process (the UI, the CLI and tests open many assistants)."""
+    import torch
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
     hf_logging.set_verbosity_error()
+    kwargs = {"torch_dtype": torch.bfloat16} if precision == "bf16" else {}
     try:
-        return SentenceTransformer(resolve_model(name), device=device, local_files_only=True)
+        model = SentenceTransformer(resolve_model(name), device=device, local_files_only=True, model_kwargs=kwargs)
+        if precision == "int8":
+            import warnings
+
+            with warnings.catch_warnings():  # torch announces the API's move to torchao; it still works
+                warnings.simplefilter("ignore")
+                model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+        return model
     except Exception as exc:  # many kinds: missing files, bad config, not on the hub offline
         raise ConfigError(
             f"embedding model {name!r} could not be loaded offline ({' '.join(str(exc).split())[:200]}); "
@@ -158,7 +176,9 @@ def _pool(tokens: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans: Span
     return vectors
 
 
-def embed_with_spans(embedder: Embedder, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+def embed_with_spans(
+    embedder: Embedder, texts: Sequence[str], spans: Sequence[Spans]
+) -> tuple[np.ndarray, list[np.ndarray]]:
     """Text vectors and span vectors, in one pass where the embedder can, else span by span."""
     if isinstance(embedder, SpanEmbedder):
         return embedder.embed_spans(texts, spans)

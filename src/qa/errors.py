@@ -6,7 +6,7 @@ value and says what to do. The CLI prints it and exits non-zero; the UI shows it
     QAError
     ├── ConfigError       a setting or argument is out of range
     ├── IngestError       one file cannot be read (the build reports it and goes on)
-    ├── IndexError_       the index folder is missing, damaged, locked or built with another model
+    ├── IndexFolderError       the index folder is missing, damaged, locked or built with another model
     │   └── IndexLockedError
     ├── CitationError     a citation id is malformed or no longer resolves
     └── InputError        a question or question file cannot be used
@@ -27,11 +27,11 @@ class IngestError(QAError):
     """A file cannot be read; the build skips it and reports why."""
 
 
-class IndexError_(QAError):  # noqa: N801 - the trailing underscore avoids shadowing IndexError
+class IndexFolderError(QAError):
     """The index folder is missing, damaged or incompatible."""
 
 
-class IndexLockedError(IndexError_):
+class IndexLockedError(IndexFolderError):
     """Another build holds the index folder."""
 
 

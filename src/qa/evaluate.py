@@ -67,22 +67,35 @@ def load_squad(path: Path) -> tuple[list[Document], list[Question]]:
 def mode_settings(base: Settings, mode: str) -> Settings:
     """Settings for one retrieval mode: dense-only, lexical-only, or the tuned hybrid."""
     if mode == "dense":
-        return base.but(fusion="cc", dense_weight=1.0, rerank_weight=0.0, sentence_dense_weight=1.0,
-                        sentence_lexical_weight=0.0, sentence_chunk_weight=0.0)
+        return base.but(
+            fusion="cc",
+            dense_weight=1.0,
+            rerank_weight=0.0,
+            sentence_dense_weight=1.0,
+            sentence_lexical_weight=0.0,
+            sentence_chunk_weight=0.0,
+        )
     if mode == "lexical":
-        return base.but(fusion="cc", dense_weight=0.0, rerank_weight=0.0, sentence_dense_weight=0.0,
-                        sentence_lexical_weight=1.0, sentence_chunk_weight=0.0)
+        return base.but(
+            fusion="cc",
+            dense_weight=0.0,
+            rerank_weight=0.0,
+            sentence_dense_weight=0.0,
+            sentence_lexical_weight=1.0,
+            sentence_chunk_weight=0.0,
+        )
     return base
 
 
-def prepare(data: Path, work: Path, settings: Settings, progress: bool = True) -> tuple[Assistant, list[Question], np.ndarray]:
+def prepare(
+    data: Path, work: Path, settings: Settings, progress: bool = True
+) -> tuple[Assistant, list[Question], np.ndarray]:
     """Build (or reuse) the SQuAD index in ``work`` and embed every question once."""
     docs, questions = load_squad(data)
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size)
+    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
     tag = hashlib.sha256(json.dumps([settings.model, settings.index_fields()]).encode()).hexdigest()[:10]
     index_dir = work / f"squad-index-{tag}"
-    build_index(index_dir, [], settings, embedder, embedder.tokenizer, embedder.dimension,
-                documents=docs, progress=progress)
+    build_index(index_dir, [], settings, embedder, documents=docs, progress=progress)
     cache = work / f"squad-questions-{tag}.npy"
     if cache.exists():
         vectors = np.load(cache)
@@ -137,8 +150,9 @@ def split(questions: list[Question], vectors: np.ndarray, articles: range | None
     return [questions[i] for i in keep], vectors[keep]
 
 
-def evaluate(assistant: Assistant, questions: list[Question], vectors: np.ndarray, settings: Settings,
-             limit: int | None = None) -> dict[str, dict[str, dict[str, Any]]]:
+def evaluate(
+    assistant: Assistant, questions: list[Question], vectors: np.ndarray, settings: Settings, limit: int | None = None
+) -> dict[str, dict[str, dict[str, Any]]]:
     """Every mode on all articles, on the tune half and on the report half."""
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for mode in ("dense", "lexical", "hybrid"):
@@ -166,8 +180,14 @@ def sentence_grid(base: Settings) -> Iterator[Settings]:
         yield base.but(rerank_weight=r, sentence_dense_weight=d, sentence_lexical_weight=lex, sentence_chunk_weight=c)
 
 
-def tune(assistant: Assistant, questions: list[Question], vectors: np.ndarray, base: Settings,
-         log: Callable[[str], None], limit: int | None = None) -> Settings:
+def tune(
+    assistant: Assistant,
+    questions: list[Question],
+    vectors: np.ndarray,
+    base: Settings,
+    log: Callable[[str], None],
+    limit: int | None = None,
+) -> Settings:
     """Fit fusion and sentence weights on the tune half; returns the best settings."""
     qs, vs = split(questions, vectors, TUNE_ARTICLES)
     if limit:
@@ -180,9 +200,11 @@ def tune(assistant: Assistant, questions: list[Question], vectors: np.ndarray, b
     for stage in (grid, sentence_grid):
         for candidate in stage(best):
             m = score(assistant, qs, vs, candidate)
-            log(f"{candidate.fusion} w={candidate.dense_weight} rerank={candidate.rerank_weight} "
+            log(
+                f"{candidate.fusion} w={candidate.dense_weight} rerank={candidate.rerank_weight} "
                 f"sent=({candidate.sentence_dense_weight},{candidate.sentence_lexical_weight},"
-                f"{candidate.sentence_chunk_weight}) -> {m}")
+                f"{candidate.sentence_chunk_weight}) -> {m}"
+            )
             if objective(m) > best_value:
                 best, best_value = candidate, objective(m)
     return best
@@ -213,5 +235,8 @@ def calibrate(answerable: list[np.ndarray], unanswerable: list[np.ndarray], slac
 
     means = np.array([np.mean(rates(t)) for t in grid])
     chosen = float(grid[np.flatnonzero(means >= means.max() - slack)[0]])
-    return {"threshold": chosen, "mean_rate": round(float(np.mean(rates(chosen))), 4),
-            "rates": [round(r, 4) for r in rates(chosen)]}
+    return {
+        "threshold": chosen,
+        "mean_rate": round(float(np.mean(rates(chosen))), 4),
+        "rates": [round(r, 4) for r in rates(chosen)],
+    }

@@ -17,7 +17,6 @@ from .retrieve import Hit
 from .settings import Settings
 from .types import Answer, Snippet
 
-
 JOIN_RATIO = 0.9
 
 
@@ -66,15 +65,19 @@ def score_sentences(
             words = _terms(text[s.start : s.end])
             matched = sum(w for t, w in weights.items() if t in words)
             lexical = matched / total
-            score = (settings.sentence_dense_weight * float(d) + settings.sentence_lexical_weight * lexical
-                     + settings.sentence_chunk_weight * chunk_part)
+            score = (
+                settings.sentence_dense_weight * float(d)
+                + settings.sentence_lexical_weight * lexical
+                + settings.sentence_chunk_weight * chunk_part
+            )
             chunk_best[hit.chunk] = max(chunk_best.get(hit.chunk, -1.0), score)
             if s.id not in seen or seen[s.id].score < score:
                 seen[s.id] = Scored(s.id, s.doc, s.start, s.end, s.page, score, float(d), matched / every, rank)
     r = settings.rerank_weight
-    reranked = sorted(
-        top, key=lambda h: -((1 - r) * h.score / best_fused + r * chunk_best.get(h.chunk, 0.0))
-    ) + hits[len(top):]
+    reranked = (
+        sorted(top, key=lambda h: -((1 - r) * h.score / best_fused + r * chunk_best.get(h.chunk, 0.0)))
+        + hits[len(top) :]
+    )
     return reranked, sorted(seen.values(), key=lambda s: -s.score)
 
 
@@ -83,9 +86,7 @@ def _terms(text: str) -> frozenset[str]:
     return frozenset(terms(text))
 
 
-def answer(
-    index: Index, question: str, hits: list[Hit], scored: list[Scored], settings: Settings, k: int
-) -> Answer:
+def answer(index: Index, question: str, hits: list[Hit], scored: list[Scored], settings: Settings, k: int) -> Answer:
     """The Answer: best sentence (with its neighbour when it needs one) and supporting snippets."""
     if not scored:
         return Answer(question, (), True, "the index holds no passage that matches the question")
@@ -93,8 +94,10 @@ def answer(
     confidence = confidence_of(best)
     if confidence < settings.abstain_below:
         related = tuple(_snippet(index, s.doc, s.start, s.end, s.score) for s in _distinct(scored, k))
-        reason = (f"the closest passage is too weak a match "
-                  f"(confidence {confidence:.2f}, below the {settings.abstain_below:.2f} needed)")
+        reason = (
+            f"the closest passage is too weak a match "
+            f"(confidence {confidence:.2f}, below the {settings.abstain_below:.2f} needed)"
+        )
         return Answer(question, (), True, reason, related, confidence)
     run = _answer_run(scored)
     used = {s.sentence for s in run}
@@ -132,8 +135,9 @@ def _answer_run(scored: list[Scored]) -> list[Scored]:
     best = scored[0]
     by_id = {s.sentence: s for s in scored}
     short = best.end - best.start < 40
-    neighbours = [n for n in (by_id.get(best.sentence - 1), by_id.get(best.sentence + 1))
-                  if n is not None and n.doc == best.doc]
+    neighbours = [
+        n for n in (by_id.get(best.sentence - 1), by_id.get(best.sentence + 1)) if n is not None and n.doc == best.doc
+    ]
     joinable = [n for n in neighbours if short or n.score >= JOIN_RATIO * best.score]
     if not joinable:
         return [best]

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexError_, IndexLockedError, IngestError, QAError
+from .errors import IndexFolderError, IndexLockedError, IngestError, QAError
 from .lexical import Lexical
 from .types import Document, FileReport
 
@@ -46,6 +46,9 @@ SENTENCE_VECTORS = "sentences.npy"
 DENSE = "dense.faiss"
 LEXICAL = "bm25"
 REBUILD_HINT = "rebuild it with `qa index --rebuild`"
+
+SentenceSpan = tuple[int, int, int | None, int]  # start, end, page, tokens
+ChunkSpan = tuple[int, int, int | None, int, int, int]  # start, end, page, first, last sentence, tokens
 
 SCHEMA = """
 CREATE TABLE documents (row INTEGER PRIMARY KEY, doc_id TEXT UNIQUE, source TEXT, title TEXT,
@@ -129,9 +132,9 @@ def current_generation(index_dir: Path) -> Path | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise IndexError_(f"{index_dir}: cannot read {CURRENT} ({exc.strerror}); {REBUILD_HINT}") from None
+        raise IndexFolderError(f"{index_dir}: cannot read {CURRENT} ({exc.strerror}); {REBUILD_HINT}") from None
     if not name.startswith("gen-") or "/" in name:
-        raise IndexError_(f"{index_dir}/{CURRENT} is damaged (names {name[:40]!r}); {REBUILD_HINT}")
+        raise IndexFolderError(f"{index_dir}/{CURRENT} is damaged (names {name[:40]!r}); {REBUILD_HINT}")
     return index_dir / name
 
 
@@ -143,12 +146,12 @@ def read_manifest(index_dir: Path) -> dict[str, Any] | None:
     try:
         manifest = json.loads((gen / MANIFEST).read_text())
     except FileNotFoundError:
-        raise IndexError_(f"{index_dir} is damaged ({gen.name}/{MANIFEST} is missing); {REBUILD_HINT}") from None
+        raise IndexFolderError(f"{index_dir} is damaged ({gen.name}/{MANIFEST} is missing); {REBUILD_HINT}") from None
     except (OSError, ValueError) as exc:
-        raise IndexError_(f"{index_dir} is damaged ({MANIFEST} unreadable: {exc}); {REBUILD_HINT}") from None
+        raise IndexFolderError(f"{index_dir} is damaged ({MANIFEST} unreadable: {exc}); {REBUILD_HINT}") from None
     if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
         found = manifest.get("format") if isinstance(manifest, dict) else None
-        raise IndexError_(
+        raise IndexFolderError(
             f"{index_dir} has index format {found!r}, this qa reads format {FORMAT_VERSION}; {REBUILD_HINT}"
         )
     return manifest
@@ -175,8 +178,10 @@ def clean_up(index_dir: Path) -> None:
     switch can finish.
     """
     current = current_generation(index_dir)
-    gens = sorted((p for p in index_dir.glob("gen-*") if p.is_dir() and p != current),
-                  key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0)
+    gens = sorted(
+        (p for p in index_dir.glob("gen-*") if p.is_dir() and p != current),
+        key=lambda p: int(p.name[4:]) if p.name[4:].isdigit() else 0,
+    )
     for entry in gens[:-1] + list(index_dir.glob(".staging-*")):
         shutil.rmtree(entry, ignore_errors=True)
 
@@ -197,10 +202,38 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+FLAT_MAX = 200_000  # exact search stays under ~30 ms per query up to here (benchmarks/query_speed.py)
+
+
+def dense_kind(requested: str, count: int) -> str:
+    """The FAISS index for ``count`` chunks: exact while it is fast enough, then HNSW."""
+    if requested != "auto":
+        return requested
+    return "flat" if count <= FLAT_MAX else "hnsw"
+
+
+def make_dense(kind: str, vectors: np.ndarray) -> Any:
+    """A FAISS index of ``kind`` over unit vectors (inner product = cosine)."""
+    import faiss
+
+    dim = vectors.shape[1]
+    if kind == "hnsw":
+        # 8-bit scalar quantisation keeps a million 384-d vectors in ~0.4 GB; HNSW gives ~1 ms searches.
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        if len(vectors):
+            index.train(vectors)
+    else:
+        index = faiss.IndexFlatIP(dim)
+    if len(vectors):
+        index.add(vectors)
+    return index
+
+
 def write_generation(
     staging: Path,
     manifest: dict[str, Any],
-    docs: list[tuple[Document, list[tuple[int, int, int | None, int]], list[tuple[int, int, int | None, int, int, int]]]],
+    docs: list[tuple[Document, list[SentenceSpan], list[ChunkSpan]]],
     chunk_vectors: np.ndarray,
     sentence_vectors: np.ndarray,
     chunk_texts: list[str],
@@ -219,8 +252,19 @@ def write_generation(
     for row, (doc, sentences, chunks) in enumerate(docs):
         conn.execute(
             "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (row, doc.doc_id, doc.source, doc.title, doc.kind, doc.text, json.dumps(doc.page_starts),
-             sent_at, sent_at + len(sentences), chunk_at, chunk_at + len(chunks)),
+            (
+                row,
+                doc.doc_id,
+                doc.source,
+                doc.title,
+                doc.kind,
+                doc.text,
+                json.dumps(doc.page_starts),
+                sent_at,
+                sent_at + len(sentences),
+                chunk_at,
+                chunk_at + len(chunks),
+            ),
         )
         conn.executemany(
             "INSERT INTO sentences VALUES (?,?,?,?,?,?)",
@@ -228,7 +272,10 @@ def write_generation(
         )
         conn.executemany(
             "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
-            [(chunk_at + i, row, a, b, p, sent_at + f, sent_at + l, n) for i, (a, b, p, f, l, n) in enumerate(chunks)],
+            [
+                (chunk_at + i, row, a, b, p, sent_at + first, sent_at + last, n)
+                for i, (a, b, p, first, last, n) in enumerate(chunks)
+            ],
         )
         sent_at += len(sentences)
         chunk_at += len(chunks)
@@ -255,15 +302,18 @@ class Index:
             self.chunk_vectors = np.load(gen / CHUNK_VECTORS, mmap_mode="r")
             self.sentence_vectors = np.load(gen / SENTENCE_VECTORS, mmap_mode="r")
             self.dense = faiss.read_index(str(gen / DENSE))
+            if hasattr(self.dense, "hnsw"):
+                self.dense.hnsw.efSearch = int(manifest["dense"].get("ef_search", 128))
             self.lexical = Lexical.load(gen / LEXICAL)
             self.chunk_count = int(self._db().execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
         except QAError:
             raise
         except Exception as exc:  # numpy, faiss, bm25s and sqlite each fail their own way on damage
-            raise IndexError_(f"{index_dir} is damaged ({' '.join(str(exc).split())[:160]}); {REBUILD_HINT}") from None
+            reason = " ".join(str(exc).split())[:160]
+            raise IndexFolderError(f"{index_dir} is damaged ({reason}); {REBUILD_HINT}") from None
         sizes = {self.chunk_vectors.shape[0], self.dense.ntotal, self.lexical.size, self.chunk_count}
         if len(sizes) != 1 or self.chunk_vectors.shape[1] != manifest["model"]["dimension"]:
-            raise IndexError_(f"{index_dir} is damaged (its parts disagree on the chunk count); {REBUILD_HINT}")
+            raise IndexFolderError(f"{index_dir} is damaged (its parts disagree on the chunk count); {REBUILD_HINT}")
         self._docs: dict[int, DocRow] = {}
 
     @classmethod
@@ -271,10 +321,12 @@ class Index:
         """Open the index in ``index_dir``; ``model``, when given, must be the one it was built with."""
         manifest = read_manifest(index_dir)
         if manifest is None:
-            raise IndexError_(f"{index_dir}: no index here yet; build one with `qa index CORPUS --index {index_dir}`")
+            raise IndexFolderError(
+                f"{index_dir}: no index here yet; build one with `qa index CORPUS --index {index_dir}`"
+            )
         built_with = manifest["model"]["name"]
         if model is not None and model != built_with:
-            raise IndexError_(
+            raise IndexFolderError(
                 f"{index_dir} was built with model {built_with!r}, not {model!r}; "
                 f"use --model {built_with} or rebuild it with `qa index --model {model}`"
             )
@@ -287,7 +339,7 @@ class Index:
         if conn is None:
             path = self.gen / META
             if not path.exists():
-                raise IndexError_(f"{self.dir} is damaged ({META} is missing); {REBUILD_HINT}")
+                raise IndexFolderError(f"{self.dir} is damaged ({META} is missing); {REBUILD_HINT}")
             conn = sqlite3.connect(f"file:{path}?mode=ro&immutable=1", uri=True, check_same_thread=False)
             self._local.conn = conn
         return conn
@@ -297,12 +349,17 @@ class Index:
         cached = self._docs.get(row)
         if cached is not None:
             return cached
-        found = self._db().execute(
-            "SELECT doc_id, source, title, kind, text, page_starts, sent_lo, sent_hi, chunk_lo, chunk_hi "
-            "FROM documents WHERE row = ?", (row,)
-        ).fetchone()
+        found = (
+            self._db()
+            .execute(
+                "SELECT doc_id, source, title, kind, text, page_starts, sent_lo, sent_hi, chunk_lo, chunk_hi "
+                "FROM documents WHERE row = ?",
+                (row,),
+            )
+            .fetchone()
+        )
         if found is None:
-            raise IndexError_(f"{self.dir} is damaged (document {row} missing); {REBUILD_HINT}")
+            raise IndexFolderError(f"{self.dir} is damaged (document {row} missing); {REBUILD_HINT}")
         doc = Document(found[0], found[1], found[2], found[4], found[3], tuple(json.loads(found[5])))
         entry = DocRow(row, doc, found[6], found[7], found[8], found[9])
         if len(self._docs) > 4096:
@@ -325,9 +382,11 @@ class Index:
 
     def rows_with_prefix(self, prefix: str) -> list[int]:
         """Rows of the documents whose id starts with ``prefix`` (lower-case hex)."""
-        found = self._db().execute(
-            "SELECT row FROM documents WHERE substr(doc_id, 1, ?) = ?", (len(prefix), prefix)
-        ).fetchall()
+        found = (
+            self._db()
+            .execute("SELECT row FROM documents WHERE substr(doc_id, 1, ?) = ?", (len(prefix), prefix))
+            .fetchall()
+        )
         return [int(r[0]) for r in found]
 
     def chunks(self, ids: list[int]) -> list[ChunkRow]:
@@ -335,16 +394,20 @@ class Index:
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
-        rows = self._db().execute(
-            f"SELECT id, doc, start, end, page, first, last FROM chunks WHERE id IN ({marks})", ids
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute(f"SELECT id, doc, start, end, page, first, last FROM chunks WHERE id IN ({marks})", ids)
+            .fetchall()
+        )
         by_id = {r[0]: ChunkRow(*r) for r in rows}
         return [by_id[i] for i in ids if i in by_id]
 
     def sentences(self, lo: int, hi: int) -> list[SentenceRow]:
-        rows = self._db().execute(
-            "SELECT id, doc, start, end, page FROM sentences WHERE id >= ? AND id < ? ORDER BY id", (lo, hi)
-        ).fetchall()
+        rows = (
+            self._db()
+            .execute("SELECT id, doc, start, end, page FROM sentences WHERE id >= ? AND id < ? ORDER BY id", (lo, hi))
+            .fetchall()
+        )
         return [SentenceRow(*r) for r in rows]
 
     def close(self) -> None:

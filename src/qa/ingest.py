@@ -88,7 +88,9 @@ def read_bytes(file: SourceFile, max_bytes: int) -> bytes:
             )
         return file.path.read_bytes()
     except OSError as exc:
-        raise IngestError(f"{file.source}: cannot be read ({exc.strerror or exc}); check that it exists and its permissions") from None
+        raise IngestError(
+            f"{file.source}: cannot be read ({exc.strerror or exc}); check that it exists and its permissions"
+        ) from None
 
 
 def parse_document(file: SourceFile, data: bytes) -> tuple[Document, list[str]]:
@@ -146,7 +148,9 @@ def _read_pdf(source: str, data: bytes) -> tuple[str, list[int], list[str], str]
     except IngestError:
         raise
     except (FileNotDecryptedError, DependencyError) as exc:
-        raise IngestError(f"{source}: PDF is encrypted and cannot be opened ({exc}); save an unencrypted copy") from None
+        raise IngestError(
+            f"{source}: PDF is encrypted and cannot be opened ({exc}); save an unencrypted copy"
+        ) from None
     except (PdfReadError, PyPdfError, ValueError, KeyError, TypeError, AttributeError, OSError) as exc:
         raise IngestError(f"{source}: not a readable PDF ({_one_line(exc)}); re-export or repair it") from None
     texts: list[str] = []

@@ -21,12 +21,32 @@ from .types import QuoteMatch
 
 MAX_QUOTE_CHARS = 5000
 FUZZY_CANDIDATES = 30
-_FOLD = str.maketrans({
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u201b": "'", "\u2032": "'", "`": "'",
-    "\u201c": '"', "\u201d": '"', "\u201e": '"', "\u201f": '"', "\u2033": '"', "\u00ab": '"', "\u00bb": '"',
-    "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-", "\u2015": "-", "\u2212": "-",
-    "\u00a0": " ", "\u00ad": "",
-})
+_FOLD = str.maketrans(
+    {
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u201b": "'",
+        "\u2032": "'",
+        "`": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u201e": '"',
+        "\u201f": '"',
+        "\u2033": '"',
+        "\u00ab": '"',
+        "\u00bb": '"',
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2015": "-",
+        "\u2212": "-",
+        "\u00a0": " ",
+        "\u00ad": "",
+    }
+)
 
 
 @dataclass(frozen=True)
@@ -130,8 +150,9 @@ def _overlaps(taken: set[tuple[int, int, int]], row: int, start: int, end: int) 
     return any(r == row and start < b and a < end for r, a, b in taken)
 
 
-def _fuzzy(index: Index, needle: str, folded_needle: str, taken: set[tuple[int, int, int]], limit: int,
-           min_similarity: float) -> list[QuoteMatch]:
+def _fuzzy(
+    index: Index, needle: str, folded_needle: str, taken: set[tuple[int, int, int]], limit: int, min_similarity: float
+) -> list[QuoteMatch]:
     """Close matches inside the chunks that share the most words with the quote (BM25 picks them)."""
     from rapidfuzz import fuzz
 

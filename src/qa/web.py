@@ -65,9 +65,13 @@ def answer_markdown(answer: Answer) -> str:
 def _quotes(snippets: tuple[Snippet, ...], start: int) -> list[str]:
     out = []
     for n, s in enumerate(snippets, start):
-        out += ["", f"> {md_escape(s.text)} **[{n}]**", "",
-                f"<sub>[{n}] {md_escape(citation_label(n, s)[len(f'[{n}] '):])} · "
-                f"`{s.citation.id}` · score {s.score:.2f}</sub>"]
+        out += [
+            "",
+            f"> {md_escape(s.text)} **[{n}]**",
+            "",
+            f"<sub>[{n}] {md_escape(citation_label(n, s)[len(f'[{n}] ') :])} · "
+            f"`{s.citation.id}` · score {s.score:.2f}</sub>",
+        ]
     return out
 
 
@@ -133,8 +137,18 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             raise _fail(exc) from None
         if not matches:
             gr.Info("Not found in the sources: no exact, normalised or close match.")
-        return [[m.kind, round(m.similarity, 3), m.citation.source, m.citation.page or "",
-                 f"{m.citation.start}-{m.citation.end}", m.text, m.citation.id] for m in matches]
+        return [
+            [
+                m.kind,
+                round(m.similarity, 3),
+                m.citation.source,
+                m.citation.page or "",
+                f"{m.citation.start}-{m.citation.end}",
+                m.text,
+                m.citation.id,
+            ]
+            for m in matches
+        ]
 
     def run_batch(file: str | None, fmt: str, k: float) -> Iterator[tuple[list[list[Any]], Any, str]]:
         if not file:
@@ -150,8 +164,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         def work() -> None:
             try:
                 with out.open("w", encoding="utf-8", newline="") as stream:
-                    result["summary"] = batch.run(assistant, rows, batch.Writer(stream, fmt), k=int(k),
-                                                  on_row=lambda rec, _s: records.put(rec))
+                    result["summary"] = batch.run(
+                        assistant, rows, batch.Writer(stream, fmt), k=int(k), on_row=lambda rec, _s: records.put(rec)
+                    )
             except Exception as exc:  # reported to the user below; the worker must always finish
                 result["error"] = exc
             finally:
@@ -174,8 +189,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             report = assistant.add(files, on_progress=lambda stage, done, total: progress((done, total), desc=stage))
         except QAError as exc:
             raise _fail(exc) from None
-        return _sources_update(f"Indexed {report.count('indexed')} new or changed file(s); "
-                               f"{report.count('skipped')} skipped.")
+        return _sources_update(
+            f"Indexed {report.count('indexed')} new or changed file(s); {report.count('skipped')} skipped."
+        )
 
     def remove(source: str | None) -> tuple[Any, str, Any]:
         if not source:
@@ -204,20 +220,31 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             with gr.Tab("Chat", id="chat"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=3):
-                        chat = gr.Chatbot(label="Conversation", height=520, elem_id="chat",
-                                          placeholder="Ask about the sources; every answer is a quoted, cited sentence.")
+                        chat = gr.Chatbot(
+                            label="Conversation",
+                            height=520,
+                            elem_id="chat",
+                            placeholder="Ask about the sources; every answer is a quoted, cited sentence.",
+                        )
                         with gr.Row():
-                            question = gr.Textbox(show_label=False, placeholder="Ask a question…", scale=6,
-                                                  elem_id="question", max_length=2000)
+                            question = gr.Textbox(
+                                show_label=False,
+                                placeholder="Ask a question…",
+                                scale=6,
+                                elem_id="question",
+                                max_length=2000,
+                            )
                             ask_button = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
                         k = gr.Slider(1, 10, value=assistant.settings.snippets, step=1, label="Snippets per answer")
                     with gr.Column(scale=2):
                         cites = gr.Radio(label="Citations in the last answer", choices=[], elem_id="citations")
                         viewer = gr.HTML(elem_id="viewer")
-                ask_button.click(ask, [question, chat, k], [chat, cites, viewer, question], api_name="chat",
-                                 concurrency_limit=4)
-                question.submit(ask, [question, chat, k], [chat, cites, viewer, question], api_name=False,
-                                concurrency_limit=4)
+                ask_button.click(
+                    ask, [question, chat, k], [chat, cites, viewer, question], api_name="chat", concurrency_limit=4
+                )
+                question.submit(
+                    ask, [question, chat, k], [chat, cites, viewer, question], api_name=False, concurrency_limit=4
+                )
                 cites.change(show, cites, viewer, api_name=False)
             with gr.Tab("Citation lookup", id="lookup"):
                 with gr.Row():
@@ -226,8 +253,12 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         cid_button = gr.Button("Show passage", elem_id="cite")
                         cid_view = gr.HTML()
                     with gr.Column():
-                        quote = gr.Textbox(label="Quote", lines=4, placeholder="Paste text to find where it comes from",
-                                           elem_id="quote")
+                        quote = gr.Textbox(
+                            label="Quote",
+                            lines=4,
+                            placeholder="Paste text to find where it comes from",
+                            elem_id="quote",
+                        )
                         quote_button = gr.Button("Find sources", elem_id="find")
                 quote_table = gr.Dataframe(headers=QUOTE_COLUMNS, interactive=False, wrap=True)
                 cid_button.click(show, cid, cid_view, api_name="cite")
@@ -244,8 +275,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 result = gr.File(label="Answers")
                 run.click(run_batch, [qfile, fmt, bk], [table, result, status], api_name="batch", concurrency_limit=2)
             with gr.Tab("Sources", id="sources"):
-                sources = gr.Dataframe(value=sources_rows(assistant), headers=SOURCE_COLUMNS, interactive=False,
-                                       wrap=True)
+                sources = gr.Dataframe(
+                    value=sources_rows(assistant), headers=SOURCE_COLUMNS, interactive=False, wrap=True
+                )
                 note = gr.Markdown()
                 with gr.Row():
                     uploads = gr.File(label="Add documents", file_count="multiple", file_types=SOURCE_TYPES)
@@ -266,8 +298,15 @@ def build_app(assistant: Assistant) -> gr.Blocks:
 
 def _batch_row(rec: dict[str, Any]) -> list[Any]:
     c = rec.get("citation") or {}
-    return [rec["id"], rec["question"], rec.get("answer") or "", c.get("id", ""), rec.get("score"),
-            rec.get("abstained"), rec.get("error") or rec.get("reason") or ""]
+    return [
+        rec["id"],
+        rec["question"],
+        rec.get("answer") or "",
+        c.get("id", ""),
+        rec.get("score"),
+        rec.get("abstained"),
+        rec.get("error") or rec.get("reason") or "",
+    ]
 
 
 def ready_assistant(index_dir: Path, corpus: Path) -> Assistant:
@@ -280,13 +319,29 @@ def ready_assistant(index_dir: Path, corpus: Path) -> Assistant:
 ASSETS = Path(__file__).resolve().parents[2] / "ui"
 
 
-def launch(demo: gr.Blocks, *, host: str = "127.0.0.1", port: int | None = None,
-           auth: tuple[str, str] | None = None, share: bool = False, block: bool = True,
-           max_file_mb: float = 50.0) -> gr.Blocks:
+def launch(
+    demo: gr.Blocks,
+    *,
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    auth: tuple[str, str] | None = None,
+    share: bool = False,
+    block: bool = True,
+    max_file_mb: float = 50.0,
+) -> gr.Blocks:
     """Start ``demo`` on ``host``:``port`` (localhost by default; no share link unless asked)."""
     css = [ASSETS / "style.css"] if (ASSETS / "style.css").exists() else None
     demo.queue(default_concurrency_limit=2)
-    demo.launch(server_name=host, server_port=port, auth=auth, share=share, css_paths=css,
-                prevent_thread_lock=not block, max_file_size=f"{max_file_mb:g}mb", quiet=not block,
-                footer_links=["api"], theme=gr.themes.Soft())
+    demo.launch(
+        server_name=host,
+        server_port=port,
+        auth=auth,
+        share=share,
+        css_paths=css,
+        prevent_thread_lock=not block,
+        max_file_size=f"{max_file_mb:g}mb",
+        quiet=not block,
+        footer_links=["api"],
+        theme=gr.themes.Soft(),
+    )
     return demo

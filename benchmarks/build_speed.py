@@ -1,0 +1,100 @@
+"""Index build throughput against the raw encoder on the same text, query latency, index size.
+
+Builds an index of the SQuAD v1.1 dev paragraphs (2,067 documents) from scratch, then encodes the
+very same chunk texts with a bare ``SentenceTransformer.encode`` (the baseline, measured in the same
+run), and reports chunks/s for both and their ratio. Then asks SQuAD questions one at a time
+(end to end: encode, both retrievers, fusion, sentence choice) and in batches, and reports
+latency p50/p95, questions/s, and the index's size on disk and in memory.
+
+    .venv/bin/python benchmarks/build_speed.py --data ../shared/datasets/squad/dev-v1.1.json --out results/build.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from qa import Assistant, Settings
+from qa.build import build_index, chunk_texts
+from qa.chunk import chunk_document
+from qa.embed import SentenceTransformerEmbedder
+from qa.evaluate import load_squad
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def folder_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/squad/dev-v1.1.json")
+    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
+    parser.add_argument("--questions", type=int, default=500)
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    settings = Settings(precision=args.precision)
+    docs, questions = load_squad(args.data)
+    embedder = SentenceTransformerEmbedder(settings.model, precision=settings.precision)
+    embedder.embed(["warm up"])
+    with tempfile.TemporaryDirectory() as tmp:
+        index_dir = Path(tmp) / "index"
+        started = time.perf_counter()
+        report = build_index(index_dir, [], settings, embedder, documents=docs)
+        build_s = time.perf_counter() - started
+        chunks = report.embedded_chunks
+
+        texts = []
+        for d in docs:
+            _, cs = chunk_document(d, embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap, True)
+            texts += chunk_texts(d, [(c.start, c.end, c.page, c.first, c.last, c.tokens) for c in cs], True)
+        started = time.perf_counter()
+        embedder.model.encode(texts, batch_size=settings.batch_size, normalize_embeddings=True)
+        raw_s = time.perf_counter() - started
+
+        assistant = Assistant.open(index_dir, embedder=embedder)
+        asked = [q.text for q in questions[: args.questions]]
+        latencies = []
+        for q in asked:
+            t = time.perf_counter()
+            assistant.ask(q)
+            latencies.append(1000 * (time.perf_counter() - t))
+        latencies.sort()
+        started = time.perf_counter()
+        assistant.ask_many(asked)
+        batch_s = time.perf_counter() - started
+        gen = next(index_dir.glob("gen-*"))
+        result = {
+            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "precision": args.precision,
+            "documents": len(docs),
+            "chunks": chunks,
+            "build_seconds": round(build_s, 1),
+            "build_chunks_per_s": round(chunks / build_s, 1),
+            "raw_encode_chunks_per_s": round(len(texts) / raw_s, 1),
+            "build_to_raw_ratio": round((chunks / build_s) / (len(texts) / raw_s), 3),
+            "single_question_ms_p50": round(statistics.median(latencies), 1),
+            "single_question_ms_p95": round(latencies[int(0.95 * (len(latencies) - 1))], 1),
+            "batch_questions_per_s": round(len(asked) / batch_s, 1),
+            "index_bytes_on_disk": folder_size(gen),
+            "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+            "vectors_bytes": int(np.load(gen / "chunks.npy", mmap_mode="r").nbytes),
+        }
+    print(json.dumps(result, indent=1))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(result, indent=1))
+
+
+if __name__ == "__main__":
+    main()
