@@ -87,8 +87,11 @@ def main() -> None:
         row["fusion_ms"] = round((time.perf_counter() - t), 4)
         rows.append(row)
         print(json.dumps(row), flush=True)
-    result = {"machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-              "note": "synthetic vectors; baseline = exact (flat) search in the same run", "rows": rows}
+    result = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "note": "synthetic vectors; baseline = exact (flat) search in the same run",
+        "rows": rows,
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=1))
@@ -103,8 +106,11 @@ def plot(rows: list[dict], path: Path) -> None:
 
     sizes = [r["chunks"] for r in rows]
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    for key, label in (("flat_1thread_ms_p95", "exact, 1 thread"), ("flat_2thread_ms_p95", "exact, 2 threads"),
-                       ("hnsw_ef128_ms_p95", "HNSW-SQ8 efSearch 128")):
+    for key, label in (
+        ("flat_1thread_ms_p95", "exact, 1 thread"),
+        ("flat_2thread_ms_p95", "exact, 2 threads"),
+        ("hnsw_ef128_ms_p95", "HNSW-SQ8 efSearch 128"),
+    ):
         ax.plot(sizes, [r[key] for r in rows], marker="o", label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -45,6 +45,7 @@ class ModelEmbedder(Embedder, Protocol):
     tokenizer: Tokenizer
     dimension: int
 
+
 Progress = Callable[[str, int, int], None]
 
 
@@ -310,8 +311,10 @@ def _manifest(
             "precision": settings.precision,
         },
         "settings": settings.index_fields(),
-        "dense": {"type": dense_kind(settings.dense_index, sum(len(d.chunks) for d in docs)),
-                  "ef_search": settings.hnsw_ef_search},
+        "dense": {
+            "type": dense_kind(settings.dense_index, sum(len(d.chunks) for d in docs)),
+            "ef_search": settings.hnsw_ef_search,
+        },
         "roots": [str(r.resolve()) for r in roots],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {

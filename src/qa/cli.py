@@ -89,8 +89,13 @@ def main() -> None:
 @click.option("--chunk-tokens", type=int, default=None, help="Largest chunk, in model tokens.")
 @click.option("--chunk-overlap", type=int, default=None, help="Overlap between chunks, in tokens.")
 @click.option("--max-file-mb", type=float, default=None, envvar="QA_MAX_FILE_MB", help="Skip larger files.")
-@click.option("--dense-index", type=click.Choice(["auto", "flat", "hnsw"]), default="auto", show_default=True,
-              help="FAISS index: exact (flat) up to 200k chunks, then HNSW, unless set.")
+@click.option(
+    "--dense-index",
+    type=click.Choice(["auto", "flat", "hnsw"]),
+    default="auto",
+    show_default=True,
+    help="FAISS index: exact (flat) up to 200k chunks, then HNSW, unless set.",
+)
 @click.option("--wait", type=float, default=0.0, help="Seconds to wait for another build to finish.")
 @json_option
 def index_command(
