@@ -19,7 +19,7 @@ from .index import Index, file_reports, read_manifest
 from .ingest import SUPPORTED, discover
 from .lexical import terms
 from .quote import find_quote
-from .retrieve import Hit, search
+from .retrieve import Hit, dense_candidates, search
 from .settings import Settings
 from .types import Answer, BuildReport, FileReport, Passage, QuoteMatch
 
@@ -133,19 +133,24 @@ class Assistant:
     def ask_many(self, questions: Sequence[str], k: int | None = None) -> list[Answer]:
         """Answers to many questions; the questions are embedded in batches."""
         texts = [clean_question(q) for q in questions]
+        if not texts:
+            return []
         vectors = self.embedder.embed(texts)
-        return [self._answer(t, v, k) for t, v in zip(texts, vectors, strict=True)]
+        dense = dense_candidates(self.index, vectors, self.settings)
+        return [self._answer(t, v, k, d) for t, v, d in zip(texts, vectors, dense, strict=True)]
 
-    def retrieve(self, question: str, vector: np.ndarray) -> tuple[list[Hit], list[Scored]]:
+    def retrieve(
+        self, question: str, vector: np.ndarray, dense_ids: np.ndarray | None = None
+    ) -> tuple[list[Hit], list[Scored]]:
         """Ranked chunks and scored sentences for a cleaned question and its vector."""
         words = terms(question)
-        hits = search(self.index, vector, words, self.settings)
+        hits = search(self.index, vector, words, self.settings, dense_ids)
         return score_sentences(self.index, hits, vector, words, self.settings)
 
-    def _answer(self, question: str, vector: np.ndarray, k: int | None) -> Answer:
+    def _answer(self, question: str, vector: np.ndarray, k: int | None, dense_ids: np.ndarray | None = None) -> Answer:
         if k is not None and k < 1:
             raise InputError(f"k ({k}) must be at least 1")
-        hits, scored = self.retrieve(question, vector)
+        hits, scored = self.retrieve(question, vector, dense_ids)
         return answer(self.index, question, hits, scored, self.settings, k or self.settings.snippets)
 
     def cite(self, citation_id: str, context: int = 300) -> Passage:

@@ -262,6 +262,8 @@ def _embed_fresh(
             spans = [(prefix + doc.sentences[s][0] - start, prefix + doc.sentences[s][1] - start) for s in mine]
             text = chunk_texts(doc.document, [doc.chunks[i]], settings.title_in_chunks)[0]
             work.append((doc, i, text, spans, mine))
+    # Longest first, across documents, so every batch pads to texts of about the same length.
+    work.sort(key=lambda w: -len(w[2]))
     total = len(work)
     bar = _bar(total, "embedding", "chunk", progress)
     results: dict[int, tuple[np.ndarray, np.ndarray]] = {}

@@ -24,15 +24,27 @@ class Hit:
     lexical: float
 
 
-def search(index: Index, query: np.ndarray, query_terms: list[str], settings: Settings) -> list[Hit]:
-    """Candidate chunks for one query, best first."""
+def dense_candidates(index: Index, queries: np.ndarray, settings: Settings) -> np.ndarray:
+    """The dense top candidates of each query, one FAISS call for the whole batch (-1 pads)."""
+    n = min(settings.candidates, index.chunk_count)
+    if n == 0:
+        return np.full((len(queries), 0), -1, dtype=np.int64)
+    _, ids = index.dense.search(np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1), n)
+    return ids
+
+
+def search(
+    index: Index, query: np.ndarray, query_terms: list[str], settings: Settings, dense_ids: np.ndarray | None = None
+) -> list[Hit]:
+    """Candidate chunks for one query, best first (``dense_ids``: its dense candidates, if known)."""
     n = min(settings.candidates, index.chunk_count)
     if n == 0:
         return []
-    _, dense_ids = index.dense.search(query.reshape(1, -1).astype(np.float32), n)
+    if dense_ids is None:
+        dense_ids = dense_candidates(index, query.reshape(1, -1), settings)[0]
     lexical_all = index.lexical.scores(query_terms)
     lexical_ids = _top(lexical_all, n)
-    ids = np.unique(np.concatenate([dense_ids[0][dense_ids[0] >= 0], lexical_ids]))
+    ids = np.unique(np.concatenate([dense_ids[dense_ids >= 0], lexical_ids]))
     dense = np.asarray(index.chunk_vectors[ids], dtype=np.float32) @ query.astype(np.float32)
     lexical = lexical_all[ids]
     fused = fuse(dense, lexical, settings)
