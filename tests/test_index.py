@@ -27,7 +27,12 @@ def test_manifest_describes_the_index(corpus, tmp_path):
     report = build_fake(corpus, tmp_path / "index")
     manifest = Index.open(tmp_path / "index").manifest
     assert manifest["format"] == 1
-    assert manifest["model"] == {"name": "hash-embedder", "dimension": 64, "max_tokens": 254, "precision": "fp32"}
+    assert manifest["model"] == {
+        "name": "hash-embedder",
+        "dimension": 64,
+        "max_tokens": 254,
+        "precision": Settings().precision,
+    }
     assert manifest["settings"] == Settings().index_fields()
     assert set(manifest["files"]) == {"seed.txt", "notes.md"}
     assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())

@@ -81,10 +81,10 @@ def main() -> None:
 @click.option("--rebuild", is_flag=True, help="Embed every file again instead of reusing unchanged ones.")
 @click.option(
     "--precision",
-    type=click.Choice(["fp32", "bf16", "int8"]),
+    type=click.Choice(["auto", "fp32", "bf16", "int8"]),
     default=None,
     envvar="QA_PRECISION",
-    help="Encoder precision (default fp32; bf16 is faster) [env QA_PRECISION].",
+    help="Encoder precision (default auto: bf16 where the CPU has it, else fp32) [env QA_PRECISION].",
 )
 @click.option("--chunk-tokens", type=int, default=None, help="Largest chunk, in model tokens.")
 @click.option("--chunk-overlap", type=int, default=None, help="Overlap between chunks, in tokens.")
@@ -440,7 +440,9 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
 )
 @model_option
 @click.option("--chunk-tokens", type=int, default=None, help="Largest chunk, in model tokens.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "int8"]), default=None, help="Encoder precision.")
+@click.option(
+    "--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default=None, help="Encoder precision."
+)
 @click.option("--tune", "do_tune", is_flag=True, help="Search fusion and sentence weights on articles 0-23 first.")
 @click.option("--limit", type=int, default=None, help="Use only the first N questions of each split (quick runs).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write results JSON.")

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, fields, replace
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 FUSIONS = ("cc", "rrf")
-PRECISIONS = ("fp32", "bf16", "int8")
+PRECISIONS = ("auto", "fp32", "bf16", "int8")
+
+
+@lru_cache(maxsize=1)
+def native_precision() -> str:
+    """bf16 where the CPU computes it natively (AVX512-BF16 or AMX), else fp32.
+
+    On SQuAD dev bf16 gave the same recall and snippet accuracy as fp32 at 1.8x the speed here;
+    without native support it is slower than fp32, hence the check.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return "fp32"
+    return "bf16" if re.search(r"\b(avx512_bf16|amx_bf16)\b", flags) else "fp32"
+
+
 DENSE_INDEXES = ("auto", "flat", "hnsw")
 
 
@@ -22,8 +41,8 @@ class Settings:
     """
 
     model: str = DEFAULT_MODEL
-    # fp32, bf16 (about 1.8x faster here) or int8 (dynamic quantisation): see README, Performance.
-    precision: str = "fp32"
+    # auto (bf16 where the CPU has it natively, else fp32), fp32, bf16 or int8: see README, Performance.
+    precision: str = "auto"
     # Chunking: token limits are measured with the model's own tokenizer.
     chunk_tokens: int = 200
     chunk_overlap: int = 32
@@ -62,6 +81,8 @@ class Settings:
             raise ConfigError(f"max file size ({self.max_file_mb} MB) must be positive")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
+        if self.precision == "auto":
+            object.__setattr__(self, "precision", native_precision())
         if self.dense_index not in DENSE_INDEXES:
             raise ConfigError(f"dense index {self.dense_index!r} is not one of {', '.join(DENSE_INDEXES)}")
         if self.fusion not in FUSIONS:
