@@ -77,5 +77,6 @@ def test_ask_shows_cited_snippet_and_opens_the_citation(browser, page_url):
     page.wait_for_function(
         "() => document.querySelector('#chat').innerText.includes('Not in the sources')", timeout=30_000
     )
+    page.wait_for_timeout(1500)  # let the source viewer finish its update before the picture
     page.screenshot(path=str(ARTIFACTS / "abstain.png"), full_page=True)
     page.close()

@@ -53,8 +53,9 @@ def answer_markdown(answer: Answer) -> str:
     if answer.abstained:
         lines = [f"**Not in the sources.** {md_escape(answer.reason.capitalize())}."]
         if answer.related:
-            lines += ["", "**Related passages** (not answers):"]
-            lines += _quotes(answer.related, 1)
+            # Folded, so the plain "not in the sources" stays what the user sees first.
+            lines += ["", "<details><summary>Related passages (not answers)</summary>"]
+            lines += _quotes(answer.related, 1) + ["", "</details>"]
         return "\n".join(lines)
     lines = [f"**Answer** · score {answer.snippets[0].score:.2f}"] + _quotes(answer.snippets[:1], 1)
     if len(answer.snippets) > 1:
