@@ -39,7 +39,7 @@ def folder_size(path: Path) -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/squad/dev-v1.1.json")
-    parser.add_argument("--precision", default="fp32", choices=["fp32", "bf16", "int8"])
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"])
     parser.add_argument("--questions", type=int, default=500)
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
@@ -76,7 +76,7 @@ def main() -> None:
         gen = next(index_dir.glob("gen-*"))
         result = {
             "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
-            "precision": args.precision,
+            "precision": settings.precision,
             "documents": len(docs),
             "chunks": chunks,
             "build_seconds": round(build_s, 1),
@@ -85,6 +85,7 @@ def main() -> None:
             "build_to_raw_ratio": round((chunks / build_s) / (len(texts) / raw_s), 3),
             "single_question_ms_p50": round(statistics.median(latencies), 1),
             "single_question_ms_p95": round(latencies[int(0.95 * (len(latencies) - 1))], 1),
+            "one_at_a_time_questions_per_s": round(1000 * len(latencies) / sum(latencies), 1),
             "batch_questions_per_s": round(len(asked) / batch_s, 1),
             "index_bytes_on_disk": folder_size(gen),
             "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),

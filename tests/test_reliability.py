@@ -287,3 +287,49 @@ def test_qa_errors_are_one_line(tmp_path):
     with pytest.raises(QAError) as info:
         Index.open(tmp_path)
     assert "\n" not in str(info.value)
+
+
+def test_pdf_encrypted_with_an_empty_user_password_is_read(tmp_path):
+    from pypdf import PdfReader, PdfWriter
+
+    writer = PdfWriter()
+    for page in PdfReader(shared_path("pdfs", "pdflatex-4-pages.pdf")).pages:
+        writer.add_page(page)
+    writer.encrypt(user_password="", owner_password="owner-secret", algorithm="AES-128")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    with (corpus / "locked-but-open.pdf").open("wb") as handle:
+        writer.write(handle)
+    report = build_fake(corpus, tmp_path / "index")
+    [entry] = report.files
+    assert entry.status == "indexed" and entry.pages == 4 and entry.chars > 100
+
+
+def test_ctrl_c_during_a_batch_leaves_a_valid_file_that_resume_completes(seed_index, tmp_path):
+    questions = tmp_path / "q.txt"
+    lines = [f"What does SOSA do? ({i})" for i in range(3000)]
+    questions.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "answers.jsonl"
+    run = subprocess.Popen(
+        [*QA, "batch", str(questions), "-o", str(out), "--index", str(seed_index)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 180
+    while (not out.exists() or out.stat().st_size < 20_000) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    run.send_signal(signal.SIGINT)
+    _, err = run.communicate(timeout=120)
+    assert run.returncode == 130 and "run again with --resume" in err
+    partial = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 0 < len(partial) < 3000
+    done = subprocess.run(
+        [*QA, "batch", str(questions), "-o", str(out), "--index", str(seed_index), "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [r["id"] for r in rows] == [str(i) for i in range(1, 3001)]

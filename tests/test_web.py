@@ -135,3 +135,29 @@ def test_unsupported_upload_is_refused_clearly(client, tmp_path):
 def test_sources_endpoint_lists_the_ingest_report(client):
     rows = client.predict(api_name="/sources")
     assert any(r[0] == "us-japan-defense-cooperation-2024.txt" and r[5] > 0 for r in rows)
+
+
+def test_password_protection_refuses_clients_without_the_login(server):
+    from gradio_client import Client
+
+    from qa.web import build_app, launch
+
+    port = free_port()
+    demo = launch(build_app(server["assistant"]), port=port, block=False, auth=("reader", "s3cret"))
+    try:
+        with pytest.raises(Exception, match="(?i)auth|login|401|403"):
+            Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+        client = Client(f"http://127.0.0.1:{port}/", auth=("reader", "s3cret"), verbose=False, analytics_enabled=False)
+        history, *_ = client.predict("What does SOSA do?", [], 1, api_name="/chat")
+        assert "SOSA" in text_of(history[-1])
+    finally:
+        demo.close()
+
+
+def test_server_listens_on_localhost_only_by_default(server):
+    assert server["url"].startswith("http://127.0.0.1:")
+    import inspect
+
+    from qa.web import launch
+
+    assert inspect.signature(launch).parameters["host"].default == "127.0.0.1"

@@ -212,9 +212,9 @@ def _take_over(previous: Index, doc_id: str, source: str) -> _Doc | None:
     stored = previous.document(row)
     old = stored.document
     document = Document(old.doc_id, source, old.title, old.text, old.kind, old.page_starts)
-    sentences = [(s.start, s.end, s.page, 0) for s in previous.sentences(stored.sent_lo, stored.sent_hi)]
+    sentences = [(s.start, s.end, s.page, s.tokens) for s in previous.sentences(stored.sent_lo, stored.sent_hi)]
     chunk_rows = previous.chunks(list(range(stored.chunk_lo, stored.chunk_hi)))
-    chunks = [(c.start, c.end, c.page, c.first - stored.sent_lo, c.last - stored.sent_lo, 0) for c in chunk_rows]
+    chunks = [(c.start, c.end, c.page, c.first - stored.sent_lo, c.last - stored.sent_lo, c.tokens) for c in chunk_rows]
     old_file = previous.manifest["files"].get(old.source, {})
     return _Doc(
         document,

@@ -83,6 +83,7 @@ class ChunkRow:
     page: int | None
     first: int
     last: int
+    tokens: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,7 @@ class SentenceRow:
     start: int
     end: int
     page: int | None
+    tokens: int = 0
 
 
 @contextmanager
@@ -396,7 +398,7 @@ class Index:
         marks = ",".join("?" * len(ids))
         rows = (
             self._db()
-            .execute(f"SELECT id, doc, start, end, page, first, last FROM chunks WHERE id IN ({marks})", ids)
+            .execute(f"SELECT id, doc, start, end, page, first, last, tokens FROM chunks WHERE id IN ({marks})", ids)
             .fetchall()
         )
         by_id = {r[0]: ChunkRow(*r) for r in rows}
@@ -405,7 +407,9 @@ class Index:
     def sentences(self, lo: int, hi: int) -> list[SentenceRow]:
         rows = (
             self._db()
-            .execute("SELECT id, doc, start, end, page FROM sentences WHERE id >= ? AND id < ? ORDER BY id", (lo, hi))
+            .execute(
+                "SELECT id, doc, start, end, page, tokens FROM sentences WHERE id >= ? AND id < ? ORDER BY id", (lo, hi)
+            )
             .fetchall()
         )
         return [SentenceRow(*r) for r in rows]
