@@ -161,3 +161,21 @@ def test_server_listens_on_localhost_only_by_default(server):
     from qa.web import launch
 
     assert inspect.signature(launch).parameters["host"].default == "127.0.0.1"
+
+
+def test_uploads_over_the_size_limit_are_refused(server, tmp_path):
+    from gradio_client import Client, handle_file
+
+    from qa.web import build_app, launch
+
+    port = free_port()
+    demo = launch(build_app(server["assistant"]), port=port, block=False, max_file_mb=0.01)
+    try:
+        big = tmp_path / "big.txt"
+        big.write_text("Words about tides and harbours. " * 2000)
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False, analytics_enabled=False)
+        with pytest.raises(Exception, match="(?i)maximum file size|too large|413"):
+            client.predict([handle_file(str(big))], api_name="/upload")
+        assert not (server["corpus"] / "big.txt").exists()
+    finally:
+        demo.close()

@@ -340,7 +340,7 @@ def launch(
         share=share,
         css_paths=css,
         prevent_thread_lock=not block,
-        max_file_size=f"{max_file_mb:g}mb",
+        max_file_size=f"{max(1, round(max_file_mb * 1000))}kb",
         quiet=not block,
         footer_links=["api"],
         theme=gr.themes.Soft(),
