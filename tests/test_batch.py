@@ -144,3 +144,9 @@ def test_batch_run_answers_like_ask(assistant):
     got = [json.loads(line)["answer"] for line in stream.getvalue().splitlines()]
     want = [a.snippets[0].text if a.snippets else None for a in map(assistant.ask, QUESTIONS)]
     assert got == want
+
+
+def test_csv_row_with_an_unquoted_comma_is_reported_not_cut():
+    rows = list(batch.read_rows(b"id,question\n1,What is X, really?\n2,What does SOSA do?\n", "csv"))
+    assert rows[0].error == "row 1 has more fields than the header; put quotes around text with commas"
+    assert None not in rows[0].extra and rows[1].error == "" and rows[1].question == "What does SOSA do?"

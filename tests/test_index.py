@@ -133,3 +133,29 @@ def test_a_damaged_index_says_how_to_rebuild(corpus, tmp_path, damage):
 def test_a_second_builder_fails_clearly_while_the_first_holds_the_lock(corpus, tmp_path):
     with build_lock(tmp_path / "index"), pytest.raises(IndexLockedError, match="another build is writing"):
         build_fake(corpus, tmp_path / "index")
+
+
+def test_a_corpus_whose_files_yield_no_text_is_an_error_not_a_crash(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "blank.txt").write_text("   \n\n  ")
+    with pytest.raises(IngestError, match="nothing could be indexed"):
+        build_fake(corpus, tmp_path / "index")
+
+
+def test_a_newly_skipped_file_is_recorded_even_when_nothing_else_changed(corpus, tmp_path):
+    build_fake(corpus, tmp_path / "index")
+    (corpus / "empty.txt").write_text("")
+    build_fake(corpus, tmp_path / "index")
+    assert set(Index.open(tmp_path / "index").manifest["skipped"]) == {"empty.txt"}
+
+
+def test_same_names_under_different_roots_are_all_indexed(tmp_path):
+    roots = []
+    for name in ("a", "b", "c"):
+        root = tmp_path / name / "docs"
+        root.mkdir(parents=True)
+        (root / "README.md").write_text(f"# {name}\n\nNotes from folder {name} about otters.")
+        roots.append(root)
+    build_fake(roots, tmp_path / "index")
+    assert sorted(Index.open(tmp_path / "index").manifest["files"]) == ["README.md", "README.md (2)", "README.md (3)"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import threading
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,6 +63,7 @@ class Assistant:
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self._changing = threading.Lock()  # one add/remove at a time; questions go on meanwhile
 
     @classmethod
     def open(
@@ -128,7 +130,7 @@ class Assistant:
     def ask(self, question: str, k: int | None = None) -> Answer:
         """The best verbatim answer to ``question`` with ``k`` snippets in all, or an abstention."""
         text = clean_question(question)
-        return self._answer(text, self.embedder.embed([text])[0], k)
+        return self._answer(self.index, text, self.embedder.embed([text])[0], k)
 
     def ask_many(self, questions: Sequence[str], k: int | None = None) -> list[Answer]:
         """Answers to many questions; the questions are embedded in batches."""
@@ -136,22 +138,26 @@ class Assistant:
         if not texts:
             return []
         vectors = self.embedder.embed(texts)
-        dense = dense_candidates(self.index, vectors, self.settings)
-        return [self._answer(t, v, k, d) for t, v, d in zip(texts, vectors, dense, strict=True)]
+        index = self.index  # one index for the whole batch, even if add/remove swaps it meanwhile
+        dense = dense_candidates(index, vectors, self.settings)
+        return [self._answer(index, t, v, k, d) for t, v, d in zip(texts, vectors, dense, strict=True)]
 
     def retrieve(
-        self, question: str, vector: np.ndarray, dense_ids: np.ndarray | None = None
+        self, question: str, vector: np.ndarray, dense_ids: np.ndarray | None = None, index: Index | None = None
     ) -> tuple[list[Hit], list[Scored]]:
         """Ranked chunks and scored sentences for a cleaned question and its vector."""
+        index = index or self.index
         words = terms(question)
-        hits = search(self.index, vector, words, self.settings, dense_ids)
-        return score_sentences(self.index, hits, vector, words, self.settings)
+        hits = search(index, vector, words, self.settings, dense_ids)
+        return score_sentences(index, hits, vector, words, self.settings)
 
-    def _answer(self, question: str, vector: np.ndarray, k: int | None, dense_ids: np.ndarray | None = None) -> Answer:
+    def _answer(
+        self, index: Index, question: str, vector: np.ndarray, k: int | None, dense_ids: np.ndarray | None = None
+    ) -> Answer:
         if k is not None and k < 1:
             raise InputError(f"k ({k}) must be at least 1")
-        hits, scored = self.retrieve(question, vector, dense_ids)
-        return answer(self.index, question, hits, scored, self.settings, k or self.settings.snippets)
+        hits, scored = self.retrieve(question, vector, dense_ids, index)
+        return answer(index, question, hits, scored, self.settings, k or self.settings.snippets)
 
     def cite(self, citation_id: str, context: int = 300) -> Passage:
         """The cited passage with ``context`` characters of the source either side."""
@@ -189,20 +195,23 @@ class Assistant:
             while target.exists() and target.read_bytes() != src.read_bytes():
                 target = root / f"{stem} ({n}){target.suffix}"
                 n += 1
-            shutil.copyfile(src, target)
-        return self.reindex(on_progress=on_progress)
+            with self._changing:
+                shutil.copyfile(src, target)
+        with self._changing:
+            return self.reindex(on_progress=on_progress)
 
     def remove(self, source: str, *, on_progress: Progress | None = None) -> BuildReport:
         """Delete an indexed file from the corpus folder and drop it from the index."""
-        root = self.corpus_root().resolve()
         known = {**self.index.manifest["files"], **self.index.manifest.get("skipped", {})}
         if source not in known:
             raise InputError(f"{source!r} is not a source of this index; pick one from the sources list")
-        path = (root / source).resolve()
-        if not path.is_relative_to(root):
-            raise InputError(f"{source!r} is outside the corpus folder; it cannot be removed here")
-        path.unlink(missing_ok=True)
-        return self.reindex(on_progress=on_progress)
+        roots = [Path(r).resolve() for r in self.index.manifest.get("roots", [])]
+        path = Path(known[source].get("path", "")).resolve()
+        if not any(path.is_relative_to(r) for r in roots if r.is_dir()):
+            raise InputError(f"{source!r} is not inside a corpus folder; it cannot be removed here")
+        with self._changing:
+            path.unlink(missing_ok=True)
+            return self.reindex(on_progress=on_progress)
 
     def reindex(self, *, on_progress: Progress | None = None) -> BuildReport:
         """Index the corpus folders again (unchanged files are reused) and switch to the result."""

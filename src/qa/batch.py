@@ -141,7 +141,16 @@ def _table_rows(data: bytes, delimiter: str, name: str) -> Iterator[Row]:
         gold = record.get(columns["answer"]) if "answer" in columns else None
         extra = {k: v for k, v in record.items() if k not in (columns.get("question"), columns.get("id"))}
         row = Row(rid or str(n), question, (gold.strip(),) if gold and gold.strip() else (), extra)
-        if "\ufffd" in question:
+        if None in record:
+            extra.pop(None, None)
+            yield Row(
+                row.id,
+                question[:200],
+                row.gold,
+                extra,
+                error=f"row {n} has more fields than the header; put quotes around text with commas",
+            )
+        elif "\ufffd" in question:
             yield Row(row.id, question[:200], row.gold, extra, error=f"row {n} is not valid UTF-8")
         elif not question.strip():
             yield Row(row.id, "", row.gold, extra, error=f"row {n} has an empty question")

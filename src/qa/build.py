@@ -85,12 +85,12 @@ def build_index(
         reports: list[FileReport] = [FileReport(name, "skipped", error=f"{name}: {why}") for name, why in passed]
         items: list[SourceFile | Document] = list(files) if documents is None else list(documents)
         docs, skipped_files, fresh = _read_all(items, previous, settings, tokenizer, reports, progress, on_progress)
-        if not docs:
+        if not any(d.chunks for d in docs):
             raise IngestError(
                 f"nothing could be indexed from {', '.join(str(r) for r in roots)} "
                 f"({len(reports)} file(s) skipped); add .txt, .md or .pdf files"
             )
-        unchanged = previous is not None and not fresh and _same_sources(previous, docs, roots)
+        unchanged = previous is not None and not fresh and _same_sources(previous, docs, roots, skipped_files)
         if unchanged:
             return BuildReport(tuple(reports), time.perf_counter() - started, 0)
         embedded = _embed_fresh(docs, embedder, settings, dimension, progress, on_progress)
@@ -226,13 +226,15 @@ def _take_over(previous: Index, doc_id: str, source: str) -> _Doc | None:
     )
 
 
-def _same_sources(previous: Index, docs: list[_Doc], roots: list[Path]) -> bool:
+def _same_sources(previous: Index, docs: list[_Doc], roots: list[Path], skipped: dict[str, dict[str, Any]]) -> bool:
+    """Whether the new manifest would say what the old one says (then nothing is written)."""
     old = previous.manifest
+    if old.get("roots") != [str(r.resolve()) for r in roots] or old.get("skipped", {}) != skipped:
+        return False
     if sorted(old["files"]) != sorted(d.document.source for d in docs):
         return False
-    if old.get("roots") != [str(r.resolve()) for r in roots]:
-        return False
-    return all(old["files"][d.document.source]["doc_id"] == d.document.doc_id for d in docs)
+    keys = ("doc_id", "size", "mtime_ns", "path")
+    return all(all(old["files"][d.document.source].get(k) == d.file.get(k) for k in keys) for d in docs)
 
 
 def chunk_texts(doc: Document, chunks: list[tuple[int, int, int | None, int, int, int]], with_title: bool) -> list[str]:

@@ -285,13 +285,14 @@ def batch_command(
     assistant = _open(index_dir, model)
     assistant.embedder.embed(["load the model before the clock starts"])
     # Closed in the finally below; a with-block would also close sys.stdout.
-    stream = sys.stdout if output == "-" else open(output, "a" if skip else "w", encoding="utf-8", newline="")  # noqa: SIM115
+    append = resume and Path(output).exists() and Path(output).stat().st_size > 0
+    stream = sys.stdout if output == "-" else open(output, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115
     bar = _progress(len(rows) - len(skip & {r.id for r in rows}), output != "-")
     try:
         summary = batch.run(
             assistant,
             rows,
-            batch.Writer(stream, fout, append=bool(skip)),
+            batch.Writer(stream, fout, append=append),
             k=k,
             skip=skip,
             on_row=lambda rec, s: bar.update(1) if bar is not None else None,

@@ -66,8 +66,12 @@ def _add(found: dict[str, SourceFile], passed: list[tuple[str, str]], path: Path
     if not path.exists():
         passed.append((source, "is a broken link"))
         return
-    if source in found and found[source].path.resolve() != path.resolve():
-        source = f"{path.parent.name}/{source}"
+    if source in found and found[source].path.resolve() == path.resolve():
+        return
+    base, n = source, 2
+    while source in found:  # the same name under two roots: keep both, under distinct names
+        source = f"{base} ({n})"
+        n += 1
     found[source] = SourceFile(path, source)
 
 
