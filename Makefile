@@ -23,5 +23,5 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/ruff check .
-	$(BIN)/ruff format --check src tests ui
+	$(BIN)/ruff format --check src tests ui benchmarks
 	$(BIN)/python -m pytest

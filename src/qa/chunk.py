@@ -36,8 +36,49 @@ class Tokenizer(Protocol):
 @lru_cache(maxsize=1)
 def _segmenter():  # type: ignore[no-untyped-def]
     import pysbd
+    from pysbd.lang.english import English
 
-    return pysbd.Segmenter(language="en", clean=False, char_span=False)
+    class AbbreviationReplacer(English.AbbreviationReplacer):  # type: ignore[name-defined]
+        def search_for_abbreviations_in_string(self, text: str) -> str:
+            # pysbd's own loop, less its slow part: it ran a regex over every line for each of its
+            # 188 abbreviations that occur anywhere in the line ("a" in "and"), though each of them
+            # only changes text where the abbreviation is followed by a period. Lines without that
+            # are now skipped by one precompiled search, with the same sentences (tests/test_chunk.py).
+            lowered = text.lower()
+            for abbr in self.lang.Abbreviation.ABBREVIATIONS:
+                stripped = abbr.strip()
+                if stripped not in lowered or not _abbreviation_then_period(stripped).search(text):
+                    continue
+                abbrev_match = re.findall(rf"(?:^|\s|\r|\n){stripped}", text, flags=re.IGNORECASE)
+                if not abbrev_match:
+                    continue
+                char_array = re.findall(r"(?<={" + str(re.escape(stripped)) + "} ).{1}", text)
+                for ind, match in enumerate(abbrev_match):
+                    text = self.scan_for_replacements(text, match, ind, char_array)
+            return text
+
+    class FasterEnglish(English):
+        pass
+
+    FasterEnglish.AbbreviationReplacer = AbbreviationReplacer
+    segmenter = pysbd.Segmenter(language="en", clean=False, char_span=False)
+    segmenter.language_module = FasterEnglish
+    return segmenter
+
+
+@lru_cache(maxsize=512)
+def _abbreviation_then_period(abbr: str) -> re.Pattern[str]:
+    # Unescaped like pysbd's own patterns, so "e.g" also matches wherever pysbd's would.
+    return re.compile(abbr + r"\.", re.IGNORECASE)
+
+
+def _sentences(block: str) -> list[str]:
+    """pysbd's sentences of ``block``, located by the caller.
+
+    ``Segmenter.segment`` would also find each sentence again with a freshly compiled regex, which
+    took a third of the splitting time; ``split_sentences`` finds them with ``str.find`` instead.
+    """
+    return _segmenter().processor(block).process() if block else []
 
 
 def _segmentation_view(text: str, kind: str) -> str:
@@ -72,7 +113,7 @@ def split_sentences(doc: Document) -> list[tuple[int, int]]:
     for block_start, block_end in _blocks(view, doc.kind):
         block = view[block_start:block_end]
         cursor = 0
-        for piece in _segmenter().segment(block):
+        for piece in _sentences(block):
             piece = piece.strip()
             if not piece:
                 continue

@@ -51,7 +51,7 @@ class Settings:
     # Dense index: "auto" keeps exact search up to FLAT_MAX chunks, then HNSW over 8-bit vectors.
     dense_index: str = "auto"
     hnsw_ef_search: int = 128
-    batch_size: int = 32
+    batch_size: int = 16
     # Retrieval: candidates from each retriever, then fusion.
     candidates: int = 50
     fusion: str = "cc"
