@@ -204,7 +204,9 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-FLAT_MAX = 200_000  # exact search stays under ~30 ms per query up to here (benchmarks/query_speed.py)
+FLAT_MAX = 200_000  # exact search answers in under 30 ms end to end up to here (benchmarks/scale.py)
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
 
 
 def dense_kind(requested: str, count: int) -> str:
@@ -214,15 +216,25 @@ def dense_kind(requested: str, count: int) -> str:
     return "flat" if count <= FLAT_MAX else "hnsw"
 
 
+def dense_description(requested: str, count: int) -> dict[str, Any]:
+    """What the manifest records of the dense index: its kind, and why it was chosen."""
+    kind = dense_kind(requested, count)
+    described: dict[str, Any] = {"type": kind, "requested": requested, "exact_up_to": FLAT_MAX}
+    if kind == "hnsw":
+        described.update(m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, storage="8-bit scalar quantised")
+    return described
+
+
 def make_dense(kind: str, vectors: np.ndarray) -> Any:
     """A FAISS index of ``kind`` over unit vectors (inner product = cosine)."""
     import faiss
 
     dim = vectors.shape[1]
     if kind == "hnsw":
-        # 8-bit scalar quantisation keeps a million 384-d vectors in ~0.4 GB; HNSW gives ~1 ms searches.
-        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
+        # 8-bit scalar quantisation keeps a million 384-d vectors in ~0.4 GB; search re-scores the
+        # candidates exactly from chunks.npy (retrieve.dense_candidates).
+        index = faiss.IndexHNSWSQ(dim, faiss.ScalarQuantizer.QT_8bit, HNSW_M, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
         if len(vectors):
             index.train(vectors)
     else:
@@ -290,6 +302,25 @@ def write_generation(
     (staging / MANIFEST).write_text(json.dumps(manifest, indent=1, ensure_ascii=False))
 
 
+def map_npy(path: Path) -> np.ndarray:
+    """A read-only memory map of an .npy file, advised for random access.
+
+    Questions read a few scattered rows; with the kernel's default read-ahead every row read
+    pulled in up to a megabyte around it, and a million-chunk index's vectors soon filled memory.
+    """
+    import mmap
+
+    with open(path, "rb") as handle:
+        version = np.lib.format.read_magic(handle)
+        read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, fortran, dtype = read_header(handle)
+        offset = handle.tell()
+        mapped = mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ)
+    if hasattr(mapped, "madvise") and hasattr(mmap, "MADV_RANDOM"):
+        mapped.madvise(mmap.MADV_RANDOM)
+    return np.ndarray(shape, dtype=dtype, buffer=mapped, offset=offset, order="F" if fortran else "C")
+
+
 class Index:
     """A read-only view of the index in use: metadata, vectors, the FAISS and BM25 indexes."""
 
@@ -301,13 +332,15 @@ class Index:
         self.manifest = manifest
         self._local = threading.local()
         try:
-            self.chunk_vectors = np.load(gen / CHUNK_VECTORS, mmap_mode="r")
-            self.sentence_vectors = np.load(gen / SENTENCE_VECTORS, mmap_mode="r")
-            self.dense = faiss.read_index(str(gen / DENSE))
-            if hasattr(self.dense, "hnsw"):
-                self.dense.hnsw.efSearch = int(manifest["dense"].get("ef_search", 128))
+            self.chunk_vectors = map_npy(gen / CHUNK_VECTORS)
+            self.sentence_vectors = map_npy(gen / SENTENCE_VECTORS)
+            # Memory-mapped: opening is near-instant at any size, and the vectors are shared with
+            # the page cache instead of copied (an index is never added to after it is written).
+            self.dense = faiss.read_index(str(gen / DENSE), faiss.IO_FLAG_MMAP_IFC)
             self.lexical = Lexical.load(gen / LEXICAL)
-            self.chunk_count = int(self._db().execute("SELECT COUNT(*) FROM chunks").fetchone()[0])
+            # Chunk ids run from 0: the largest is found in the b-tree's last page, where COUNT(*)
+            # would read the whole table (half a second on a cold million-chunk index).
+            self.chunk_count = int(self._db().execute("SELECT COALESCE(MAX(id) + 1, 0) FROM chunks").fetchone()[0])
         except QAError:
             raise
         except Exception as exc:  # numpy, faiss, bm25s and sqlite each fail their own way on damage

@@ -6,6 +6,8 @@ convex combination of min-max normalised scores beat reciprocal-rank fusion ther
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -25,12 +27,54 @@ class Hit:
 
 
 def dense_candidates(index: Index, queries: np.ndarray, settings: Settings) -> np.ndarray:
-    """The dense top candidates of each query, one FAISS call for the whole batch (-1 pads)."""
+    """The dense top candidates of each query, one FAISS call for the whole batch (-1 pads).
+
+    Exact search of a single question runs on one thread: OpenMP's start-up costs more than the
+    second core gives back (benchmarks/query_speed.py). Approximate (HNSW over 8-bit vectors)
+    search fetches ``hnsw_oversample`` times the candidates and keeps the best by their exact
+    float32 scores, which recovers most of what the graph and the quantisation miss.
+    """
     n = min(settings.candidates, index.chunk_count)
     if n == 0:
         return np.full((len(queries), 0), -1, dtype=np.int64)
-    _, ids = index.dense.search(np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1), n)
+    queries = np.ascontiguousarray(queries, dtype=np.float32).reshape(len(queries), -1)
+    approximate = hasattr(index.dense, "hnsw")
+    k = min(n * settings.hnsw_oversample, index.chunk_count) if approximate else n
+    with _omp_threads(1 if len(queries) == 1 else 0):
+        if approximate:
+            import faiss
+
+            params = faiss.SearchParametersHNSW(efSearch=max(settings.hnsw_ef_search, k))
+            _, ids = index.dense.search(queries, k, params=params)
+        else:
+            _, ids = index.dense.search(queries, k)
+    if k > n:
+        ids = np.stack([_exact_best(index.chunk_vectors, q, row, n) for q, row in zip(queries, ids, strict=True)])
     return ids
+
+
+def _exact_best(vectors: np.ndarray, query: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` of ``ids`` with the highest exact scores, best first, -1 padded."""
+    ids = ids[ids >= 0]
+    scores = np.asarray(vectors[np.sort(ids)], dtype=np.float32) @ query
+    ids = np.sort(ids)[np.argsort(-scores, kind="stable")[:n]]
+    return np.concatenate([ids, np.full(n - len(ids), -1, dtype=np.int64)])
+
+
+@contextmanager
+def _omp_threads(count: int) -> Iterator[None]:
+    """Run FAISS on ``count`` OpenMP threads (0: leave as is). The setting is per calling thread."""
+    if count <= 0:
+        yield
+        return
+    import faiss
+
+    before = faiss.omp_get_max_threads()
+    faiss.omp_set_num_threads(count)
+    try:
+        yield
+    finally:
+        faiss.omp_set_num_threads(before)
 
 
 def search(

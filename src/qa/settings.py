@@ -50,7 +50,10 @@ class Settings:
     max_file_mb: float = 50.0
     # Dense index: "auto" keeps exact search up to FLAT_MAX chunks, then HNSW over 8-bit vectors.
     dense_index: str = "auto"
-    hnsw_ef_search: int = 128
+    # HNSW search breadth, and how many times ``candidates`` it fetches to keep the best by exact
+    # score: recall@50 against exact search 0.979 at 1M chunks, 2.6 ms (benchmarks/scale.py).
+    hnsw_ef_search: int = 1024
+    hnsw_oversample: int = 2
     batch_size: int = 16
     # Retrieval: candidates from each retriever, then fusion.
     candidates: int = 50
@@ -69,7 +72,16 @@ class Settings:
     snippets: int = 3
 
     def __post_init__(self) -> None:
-        positive = ("chunk_tokens", "batch_size", "candidates", "rrf_k", "chunks_to_read", "snippets", "hnsw_ef_search")
+        positive = (
+            "chunk_tokens",
+            "batch_size",
+            "candidates",
+            "rrf_k",
+            "chunks_to_read",
+            "snippets",
+            "hnsw_ef_search",
+            "hnsw_oversample",
+        )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name.replace('_', ' ')} ({getattr(self, name)}) must be at least 1")

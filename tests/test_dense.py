@@ -1,0 +1,103 @@
+"""The dense index: exact or HNSW chosen by size, recorded, overridable, and as good as exact."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from types import SimpleNamespace
+
+import faiss
+import numpy as np
+import pytest
+
+import qa.index
+from qa import Assistant, Settings
+from qa.index import FLAT_MAX, Index, dense_description, dense_kind, make_dense
+from qa.retrieve import dense_candidates
+
+from .conftest import ROOT, SEED_FILE, build_fake
+
+QUESTIONS = json.loads((ROOT / "tests/data/seed_questions.json").read_text(encoding="utf-8"))
+
+
+def clustered(n: int, seed: int) -> np.ndarray:
+    """Unit vectors around a few hundred centres: neighbourhoods like sentence embeddings have."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((300, 64)).astype(np.float32)
+    x = centres[rng.integers(0, 300, n)] + 0.5 * rng.standard_normal((n, 64)).astype(np.float32)
+    faiss.normalize_L2(x)
+    return x
+
+
+def test_exact_search_up_to_the_threshold_then_hnsw_unless_told():
+    assert dense_kind("auto", FLAT_MAX) == "flat"
+    assert dense_kind("auto", FLAT_MAX + 1) == "hnsw"
+    assert dense_kind("flat", 10 * FLAT_MAX) == "flat"
+    assert dense_kind("hnsw", 10) == "hnsw"
+    described = dense_description("auto", FLAT_MAX + 1)
+    assert described["type"] == "hnsw" and described["requested"] == "auto"
+    assert described["exact_up_to"] == FLAT_MAX and described["m"] == qa.index.HNSW_M
+
+
+def test_the_manifest_records_the_choice_and_the_index_is_that_kind(tmp_path, monkeypatch):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED_FILE, corpus / "seed.txt")
+    monkeypatch.setattr(qa.index, "FLAT_MAX", 5)  # the seed corpus has more chunks than that
+    build_fake(corpus, tmp_path / "auto")
+    auto = Index.open(tmp_path / "auto")
+    assert auto.manifest["dense"]["type"] == "hnsw" and auto.manifest["dense"]["requested"] == "auto"
+    assert isinstance(auto.dense, faiss.IndexHNSWSQ)
+    build_fake(corpus, tmp_path / "flat", settings=Settings(dense_index="flat"))
+    flat = Index.open(tmp_path / "flat")
+    assert flat.manifest["dense"] == {"type": "flat", "requested": "flat", "exact_up_to": 5}
+    assert isinstance(flat.dense, faiss.IndexFlatIP)
+
+
+def test_hnsw_candidates_match_exact_search():
+    base, queries = clustered(20_000, 0), clustered(200, 1)
+    view = SimpleNamespace(dense=make_dense("hnsw", base), chunk_vectors=base, chunk_count=len(base))
+    exact = make_dense("flat", base)
+    _, truth = exact.search(queries, 50)
+    got = dense_candidates(view, queries, Settings())  # type: ignore[arg-type]
+    recall = np.mean([len(set(a) & set(b)) / 50 for a, b in zip(got, truth, strict=True)])
+    assert recall >= 0.95
+    # Best first by exact score, as the fusion expects.
+    scores = np.einsum("qd,qkd->qk", queries, base[got])
+    assert np.all(np.diff(scores, axis=1) <= 1e-6)
+
+
+def test_hnsw_pads_when_asked_for_more_than_it_holds():
+    base = clustered(30, 2)
+    view = SimpleNamespace(dense=make_dense("hnsw", base), chunk_vectors=base, chunk_count=len(base))
+    got = dense_candidates(view, base[:2], Settings(candidates=50))  # type: ignore[arg-type]
+    assert got.shape == (2, 30) and sorted(got[0]) == list(range(30))
+
+
+def test_one_question_searches_on_one_thread_and_puts_the_count_back():
+    base = clustered(1000, 3)
+    view = SimpleNamespace(dense=make_dense("flat", base), chunk_vectors=base, chunk_count=len(base))
+    before = faiss.omp_get_max_threads()
+    dense_candidates(view, base[:1], Settings())  # type: ignore[arg-type]
+    assert faiss.omp_get_max_threads() == before
+
+
+@pytest.fixture(scope="module")
+def seed_corpus(tmp_path_factory):
+    corpus = tmp_path_factory.mktemp("corpus")
+    shutil.copy(SEED_FILE, corpus / SEED_FILE.name)
+    return corpus
+
+
+def test_hnsw_index_answers_the_sample_questions_as_exact_search_does(seed_corpus, seed_index, embedder, tmp_path):
+    Assistant.build(seed_corpus, tmp_path / "hnsw", embedder=embedder, settings=Settings(dense_index="hnsw"))
+    approximate = Assistant.open(tmp_path / "hnsw", embedder=embedder)
+    exact = Assistant.open(seed_index, embedder=embedder)
+    assert approximate.index.manifest["dense"]["type"] == "hnsw"
+    questions = [q["question"] for q in QUESTIONS["answerable"]]
+    same = sum(
+        a.snippets[0].text == b.snippets[0].text
+        for a, b in zip(approximate.ask_many(questions), exact.ask_many(questions), strict=True)
+        if a.snippets and b.snippets
+    )
+    assert same == len(questions)
