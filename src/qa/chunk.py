@@ -154,19 +154,25 @@ def title_prefix(doc: Document, with_title: bool) -> str:
 
 
 def chunk_document(
-    doc: Document, tokenizer: Tokenizer, chunk_tokens: int, overlap: int, with_title: bool
+    doc: Document,
+    tokenizer: Tokenizer,
+    chunk_tokens: int,
+    overlap: int,
+    with_title: bool,
+    spans: list[tuple[int, int]] | None = None,
 ) -> tuple[list[Sentence], list[Chunk]]:
     """Sentences and chunks of one document.
 
     A chunk holds whole sentences and, with its title prefix, fits both ``chunk_tokens`` and the
     model's limit. A sentence longer than that is cut at token boundaries first. The next chunk
-    starts with the last sentences of the previous one, up to ``overlap`` tokens.
+    starts with the last sentences of the previous one, up to ``overlap`` tokens. ``spans``: the
+    document's ``split_sentences``, when already known.
     """
     text = doc.text
     prefix = title_prefix(doc, with_title)
     prefix_tokens = tokenizer.count([prefix])[0] if prefix else 0
     budget = max(8, min(chunk_tokens, tokenizer.max_tokens) - prefix_tokens)
-    spans = split_sentences(doc)
+    spans = split_sentences(doc) if spans is None else spans
     counts = tokenizer.count([text[a:b] for a, b in spans]) if spans else []
     fitted: list[tuple[int, int, int]] = []
     for (a, b), n in zip(spans, counts, strict=True):
