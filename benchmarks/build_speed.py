@@ -12,9 +12,6 @@ latency p50/p95, questions/s, and the index's size on disk and in memory.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import resource
 import statistics
 import tempfile
@@ -22,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import emit, machine
 
 from qa import Assistant, Settings
 from qa.build import build_index, chunk_texts
@@ -75,7 +73,7 @@ def main() -> None:
         batch_s = time.perf_counter() - started
         gen = next(index_dir.glob("gen-*"))
         result = {
-            "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+            "machine": machine(),
             "precision": settings.precision,
             "documents": len(docs),
             "chunks": chunks,
@@ -91,10 +89,7 @@ def main() -> None:
             "max_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
             "vectors_bytes": int(np.load(gen / "chunks.npy", mmap_mode="r").nbytes),
         }
-    print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,67 @@
+"""Encoder throughput at each precision qa offers, as a ratio to fp32 measured in the same run.
+
+Encodes the same SQuAD v1.1 dev paragraphs (title line + text, as qa indexes them) with
+all-MiniLM-L6-v2 in fp32, bf16 and int8, at qa's batch size, after a warm-up, and reports
+passages/s and tokens/s. The quality side of the choice comes from ``qa eval --precision P``
+(README, Performance).
+
+    .venv/bin/python benchmarks/encoder.py --data ../shared/datasets/squad/dev-v1.1.json --out results/encoder.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from common import emit, machine
+
+from qa.embed import SentenceTransformerEmbedder
+from qa.evaluate import load_squad
+from qa.settings import Settings, native_precision
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=ROOT.parent / "shared/datasets/squad/dev-v1.1.json")
+    parser.add_argument("--passages", type=int, default=384)
+    parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"])
+    parser.add_argument("--out", type=Path, default=None)
+    args = parser.parse_args()
+    docs, _ = load_squad(args.data)
+    texts = [f"{d.title}\n{d.text}" for d in docs[: args.passages]]
+    batch = Settings().batch_size
+    rows = []
+    for precision in args.precisions:
+        embedder = SentenceTransformerEmbedder(batch_size=batch, precision=precision)
+        tokens = sum(min(n + 2, 256) for n in embedder.tokenizer.count(texts))
+        embedder.embed(texts[:32])
+        started = time.perf_counter()
+        embedder.embed(texts)
+        seconds = time.perf_counter() - started
+        rows.append(
+            {
+                "precision": precision,
+                "passages_per_s": round(len(texts) / seconds, 1),
+                "tokens_per_s": round(tokens / seconds),
+            }
+        )
+        print(json.dumps(rows[-1]), flush=True)
+    base = next((r["passages_per_s"] for r in rows if r["precision"] == "fp32"), None)
+    for row in rows:
+        row["ratio_to_fp32"] = round(row["passages_per_s"] / base, 2) if base else None
+    result = {
+        "machine": machine(),
+        "native_precision": native_precision(),
+        "passages": len(texts),
+        "batch_size": batch,
+        "rows": rows,
+    }
+    emit(result, args.out)
+
+
+if __name__ == "__main__":
+    main()
