@@ -7,7 +7,7 @@ package; any other name or path must already be on this machine.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from functools import cached_property, lru_cache
 from typing import Any, Protocol, runtime_checkable
 
@@ -95,29 +95,23 @@ class SentenceTransformerEmbedder:
         return HFTokenizer(self.model.tokenizer, int(self.model.max_seq_length) - 2)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        """Unit vectors of ``texts``: the model's own forward pass and pooling, batched by length.
 
-    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
-        """Vectors of ``texts`` and, from the same forward pass, of each span inside each text.
-
-        A span's vector is the mean of the contextual token vectors inside it (the model's own
-        pooling, restricted to the span), so sentences get vectors without a second encoding.
+        The same arithmetic as ``SentenceTransformer.encode``, without the module walk it does on
+        every call (about 1 ms, a sixth of encoding one question).
         """
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for batch, _features, result in self._forward(texts):
+            out[batch] = result["sentence_embedding"].float().numpy()
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return out / np.maximum(norms, 1e-12)
+
+    def _forward(self, texts: Sequence[str], offsets: bool = False) -> Iterator[tuple[list[int], Any, Any]]:
+        """Batches of ``texts``, longest first: their positions, tokenizer features and model outputs."""
         import torch
 
         model = self.model
         order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        pooled: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
         for at in range(0, len(order), self.batch_size):
             batch = order[at : at + self.batch_size]
             features = model.tokenizer(
@@ -126,11 +120,25 @@ class SentenceTransformerEmbedder:
                 truncation=True,
                 max_length=int(model.max_seq_length),
                 return_tensors="pt",
-                return_offsets_mapping=True,
+                return_offsets_mapping=offsets,
             )
-            offsets = features.pop("offset_mapping").numpy()
+            mapping = features.pop("offset_mapping", None)
             with torch.inference_mode():
                 result = model(dict(features))
+            if mapping is not None:
+                features["offset_mapping"] = mapping
+            yield batch, features, result
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+        """Vectors of ``texts`` and, from the same forward pass, of each span inside each text.
+
+        A span's vector is the mean of the contextual token vectors inside it (the model's own
+        pooling, restricted to the span), so sentences get vectors without a second encoding.
+        """
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        pooled: list[np.ndarray] = [np.zeros((0, self.dimension), dtype=np.float32)] * len(texts)
+        for batch, features, result in self._forward(texts, offsets=True):
+            offsets = features["offset_mapping"].numpy()
             tokens = result["token_embeddings"].float().numpy()
             out[batch] = result["sentence_embedding"].float().numpy()
             mask = features["attention_mask"].numpy().astype(bool)
@@ -158,7 +166,7 @@ def _load(name: str, device: str, precision: str = "fp32") -> Any:
             with warnings.catch_warnings():  # torch announces the API's move to torchao; it still works
                 warnings.simplefilter("ignore")
                 model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
-        return model
+        return model.eval()
     except Exception as exc:  # many kinds: missing files, bad config, not on the hub offline
         raise ConfigError(
             f"embedding model {name!r} could not be loaded offline ({' '.join(str(exc).split())[:200]}); "
