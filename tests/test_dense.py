@@ -101,3 +101,13 @@ def test_hnsw_index_answers_the_sample_questions_as_exact_search_does(seed_corpu
         if a.snippets and b.snippets
     )
     assert same == len(questions)
+
+
+def test_a_batch_finds_what_its_questions_find_one_by_one():
+    base, queries = clustered(5000, 4), clustered(40, 5)  # 40 questions: searched as one matrix product
+    view = SimpleNamespace(dense=make_dense("flat", base), chunk_vectors=base, chunk_count=len(base))
+    batch = dense_candidates(view, queries, Settings())  # type: ignore[arg-type]
+    for q, got in zip(queries, batch, strict=True):
+        alone = dense_candidates(view, q.reshape(1, -1), Settings())[0]  # type: ignore[arg-type]
+        assert len(set(got) & set(alone)) >= 49
+    assert faiss.cvar.distance_compute_blas_threshold <= len(queries)
