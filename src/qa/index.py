@@ -305,8 +305,8 @@ def write_generation(
 def map_npy(path: Path) -> np.ndarray:
     """A read-only memory map of an .npy file, advised for random access.
 
-    Questions read a few scattered rows; with the kernel's default read-ahead every row read
-    pulled in up to a megabyte around it, and a million-chunk index's vectors soon filled memory.
+    Questions read a few scattered rows; on a cold page cache the kernel's default read-ahead
+    would read far more of the file around each of them than the row itself.
     """
     import mmap
 
