@@ -74,7 +74,7 @@ class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 (or any sentence-transformers model) on the CPU."""
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, *, batch_size: int = 32, device: str = "cpu", precision: str = "fp32"
+        self, model: str = DEFAULT_MODEL, *, batch_size: int = 16, device: str = "cpu", precision: str = "fp32"
     ) -> None:
         self.name = model
         self.batch_size = batch_size
