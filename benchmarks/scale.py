@@ -345,11 +345,26 @@ def exact_baseline(index_dir: Path, work: Path) -> dict:
         truth.append(exact.search(v.reshape(1, -1), K)[1][0])
         exact_ms.append(1000 * (time.perf_counter() - t))
     recall = float(np.mean([len(set(a[:K]) & set(b)) / K for a, b in zip(got, truth, strict=True)]))
-    return {
+    row = {
         "exact_search_ms_p50": percentiles(exact_ms)[0],
         "exact_search_ms_p95": percentiles(exact_ms)[1],
         "dense_recall@50_vs_exact": round(recall, 4),
     }
+    if hasattr(index.dense, "hnsw"):  # what other efSearch values would give, on the same questions
+        from qa.retrieve import dense_candidates
+        from qa.settings import Settings
+
+        for ef in (128, 512, 1024, 1536):
+            took, found = [], []
+            for v in vectors:
+                t = time.perf_counter()
+                found.append(dense_candidates(index, v.reshape(1, -1), Settings(hnsw_ef_search=ef))[0])
+                took.append(1000 * (time.perf_counter() - t))
+            row[f"ef{ef}_recall@50"] = round(
+                float(np.mean([len(set(a) & set(b)) / K for a, b in zip(found, truth, strict=True)])), 4
+            )
+            row[f"ef{ef}_ms_p50"] = percentiles(took)[0]
+    return row
 
 
 # ---- driver -----------------------------------------------------------------------------------

@@ -156,6 +156,10 @@ def _read_all(
         done += 1
         _tick(bar, on_progress, "reading", done, len(files))
 
+    def parse_held() -> None:
+        prepared.update(zip(held, prepare_all([(files[i], held[i]) for i in held], tick), strict=True))
+        held.clear()
+
     for n, file in enumerate(files):
         try:
             if isinstance(file, Document):
@@ -174,15 +178,13 @@ def _read_all(
                 held[n] = data
                 held_bytes += len(data)
                 if held_bytes >= READ_WINDOW_BYTES:
-                    prepared.update(zip(held, prepare_all([(files[i], held[i]) for i in held], tick), strict=True))
-                    held.clear()
+                    parse_held()
                     held_bytes = 0
                 continue
         except Exception as exc:  # one bad file is reported and skipped; the rest are indexed
             entries[n] = ingest_error(file.source, exc)
         tick()
-    prepared.update(zip(held, prepare_all([(files[i], held[i]) for i in held], tick), strict=True))
-    held.clear()
+    parse_held()
     for n in pending:
         result = prepared.pop(n)
         if isinstance(result, Exception):

@@ -71,9 +71,9 @@ def _use_blas_for_batches(dimension: int) -> None:
 
 def _exact_best(vectors: np.ndarray, query: np.ndarray, ids: np.ndarray, n: int) -> np.ndarray:
     """The ``n`` of ``ids`` with the highest exact scores, best first, -1 padded."""
-    ids = ids[ids >= 0]
-    scores = np.asarray(vectors[np.sort(ids)], dtype=np.float32) @ query
-    ids = np.sort(ids)[np.argsort(-scores, kind="stable")[:n]]
+    ids = np.sort(ids[ids >= 0])  # in file order: the rows are read from a memory map
+    scores = np.asarray(vectors[ids], dtype=np.float32) @ query
+    ids = ids[np.argsort(-scores, kind="stable")[:n]]
     return np.concatenate([ids, np.full(n - len(ids), -1, dtype=np.int64)])
 
 

@@ -51,7 +51,7 @@ class Settings:
     # Dense index: "auto" keeps exact search up to FLAT_MAX chunks, then HNSW over 8-bit vectors.
     dense_index: str = "auto"
     # HNSW search breadth, and how many times ``candidates`` it fetches to keep the best by exact
-    # score: recall@50 against exact search 0.979 at 1M chunks, 2.6 ms (benchmarks/scale.py).
+    # score: recall@50 against exact search 0.976 at 1M chunks, 2.8 ms (benchmarks/scale.py).
     hnsw_ef_search: int = 1024
     hnsw_oversample: int = 2
     batch_size: int = 16
