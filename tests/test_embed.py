@@ -38,3 +38,20 @@ def test_bf16_gives_nearly_the_same_vectors():
     fp32 = SentenceTransformerEmbedder(precision="fp32").embed(TEXTS)
     bf16 = SentenceTransformerEmbedder(precision="bf16").embed(TEXTS)
     assert np.min(np.sum(fp32 * bf16, axis=1)) > 0.995
+
+
+def test_int8_quantises_all_but_the_down_projections_and_stays_close_to_fp32():
+    import torch
+
+    int8 = SentenceTransformerEmbedder(precision="int8")
+    linear = {name: module for name, module in int8.model.named_modules() if type(module).__name__.endswith("Linear")}
+    down = {name for name, module in linear.items() if name.endswith("output.dense") and "attention" not in name}
+    assert len(down) == 6  # one per transformer layer
+    for name, module in linear.items():
+        if name in down:
+            assert type(module).__name__ == "Bf16Linear" or isinstance(module, torch.nn.Linear), name
+        elif not name.startswith(tuple(down)):
+            assert isinstance(module, torch.ao.nn.quantized.dynamic.Linear), name
+            assert module.weight().qscheme() == torch.per_channel_affine, name
+    fp32 = SentenceTransformerEmbedder(precision="fp32").embed(TEXTS)
+    assert np.min(np.sum(fp32 * int8.embed(TEXTS), axis=1)) > 0.95  # quantising every layer per tensor: 0.89
