@@ -2,8 +2,9 @@
 
 Encodes the same SQuAD v1.1 dev paragraphs (title line + text, as qa indexes them) with
 all-MiniLM-L6-v2 in fp32, bf16 and int8, at qa's batch size, after a warm-up, in alternating
-rounds, and reports each precision's best round as passages/s and tokens/s. The quality side of
-the choice comes from ``qa eval --precision P`` (README, Performance).
+rounds, and reports each precision's best round as passages/s and tokens/s, then the latency of
+encoding single SQuAD questions (p50/p95). The quality side of the choice comes from
+``qa eval --precision P`` (README, Performance).
 
     .venv/bin/python benchmarks/encoder.py --data ../shared/datasets/squad/dev-v1.1.json --out results/encoder.json
 """
@@ -15,11 +16,12 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 from common import emit, machine
 
 from qa.embed import SentenceTransformerEmbedder
 from qa.evaluate import load_squad
-from qa.settings import Settings, native_precision
+from qa.settings import Settings, auto_precision
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,9 +32,11 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=384)
     parser.add_argument("--precisions", nargs="+", default=["fp32", "bf16", "int8"])
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--questions", type=int, default=300, help="encoded one at a time, for latency")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
-    docs, _ = load_squad(args.data)
+    docs, questions = load_squad(args.data)
+    asked = [q.text for q in questions[: args.questions]]
     texts = [f"{d.title}\n{d.text}" for d in docs[: args.passages]]
     batch = Settings().batch_size
     embedders = {p: SentenceTransformerEmbedder(batch_size=batch, precision=p) for p in args.precisions}
@@ -47,6 +51,13 @@ def main() -> None:
             started = time.perf_counter()
             embedder.embed(texts)
             seconds[precision].append(time.perf_counter() - started)
+    # One question at a time, as `qa ask` encodes them; precisions alternate question by question.
+    latency: dict[str, list[float]] = {p: [] for p in embedders}
+    for text in asked:
+        for precision, embedder in embedders.items():
+            started = time.perf_counter()
+            embedder.embed([text])
+            latency[precision].append((time.perf_counter() - started) * 1000)
     rows = []
     for precision, spent in seconds.items():
         rows.append(
@@ -55,6 +66,8 @@ def main() -> None:
                 "passages_per_s": round(len(texts) / min(spent), 1),
                 "tokens_per_s": round(tokens / min(spent)),
                 "passages_per_s_each_round": [round(len(texts) / s, 1) for s in spent],
+                "question_ms_p50": round(float(np.percentile(latency[precision], 50)), 2),
+                "question_ms_p95": round(float(np.percentile(latency[precision], 95)), 2),
             }
         )
         print(json.dumps(rows[-1]), flush=True)
@@ -63,7 +76,7 @@ def main() -> None:
         row["ratio_to_fp32"] = round(row["passages_per_s"] / base, 2) if base else None
     result = {
         "machine": machine(),
-        "native_precision": native_precision(),
+        "auto_precision": auto_precision(),
         "passages": len(texts),
         "batch_size": batch,
         "rounds": args.rounds,

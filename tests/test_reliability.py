@@ -317,7 +317,8 @@ def test_ctrl_c_during_a_batch_leaves_a_valid_file_that_resume_completes(seed_in
         text=True,
     )
     deadline = time.monotonic() + 180
-    while (not out.exists() or out.stat().st_size < 20_000) and time.monotonic() < deadline:
+    # Interrupted as soon as the first answers are written: a whole run takes only seconds.
+    while (not out.exists() or out.stat().st_size == 0) and time.monotonic() < deadline:
         time.sleep(0.2)
     run.send_signal(signal.SIGINT)
     _, err = run.communicate(timeout=120)

@@ -84,7 +84,8 @@ def main() -> None:
     type=click.Choice(["auto", "fp32", "bf16", "int8"]),
     default=None,
     envvar="QA_PRECISION",
-    help="Encoder precision (default auto: bf16 where the CPU has it, else fp32) [env QA_PRECISION].",
+    help="Encoder precision (default auto: int8 where the CPU has VNNI, else bf16 where native, else fp32) "
+    "[env QA_PRECISION].",
 )
 @click.option("--chunk-tokens", type=int, default=None, help="Largest chunk, in model tokens.")
 @click.option("--chunk-overlap", type=int, default=None, help="Overlap between chunks, in tokens.")
