@@ -315,6 +315,9 @@ def test_ctrl_c_during_a_batch_leaves_a_valid_file_that_resume_completes(seed_in
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # A shell's background job ignores SIGINT and its children inherit that: give the child
+        # the default back, as a terminal's Ctrl-C would find it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 180
     # Interrupted as soon as the first answers are written: a whole run takes only seconds.

@@ -39,8 +39,8 @@ def native_bf16() -> bool:
 def auto_precision() -> str:
     """The encoder precision ``auto`` stands for on this CPU: int8 with VNNI, else bf16 where native, else fp32.
 
-    On SQuAD dev int8 (with VNNI's 8-bit activations) was 2.2x fp32 at 0.16 point less snippet
-    accuracy, and bf16 1.75x at none; bf16 without native support is slower than fp32, and int8
+    On SQuAD dev int8 (with VNNI's 8-bit activations) was 2.1x fp32 at 0.16 point less snippet
+    accuracy, and bf16 1.8x at none; bf16 without native support is slower than fp32, and int8
     without VNNI was not measured on such a CPU, hence fp32 there.
     """
     if has_vnni():
