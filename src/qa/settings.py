@@ -88,7 +88,7 @@ class Settings:
     rerank_weight: float = 0.9
     chunks_to_read: int = 8
     # Abstain when the best similarity is below this.
-    abstain_below: float = 0.26
+    abstain_below: float = 0.27
     snippets: int = 3
 
     def __post_init__(self) -> None:
