@@ -7,6 +7,7 @@ import shutil
 import threading
 import unicodedata
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +16,13 @@ from . import cite as citing
 from .build import Progress, build_index
 from .embed import Embedder, SentenceTransformerEmbedder
 from .errors import InputError
-from .extract import Scored, answer, score_sentences
+from .extract import Scored, answer, judged_answer, score_sentences
 from .index import Index, file_reports, read_manifest
 from .ingest import SUPPORTED, discover
 from .lexical import terms
 from .quote import find_quote
 from .retrieve import Hit, dense_candidates, search
+from .scorer import AnswerScorer, candidates, cues, features, is_english_script
 from .settings import Settings
 from .types import Answer, BuildReport, FileReport, Passage, QuoteMatch
 
@@ -54,6 +56,15 @@ def safe_name(name: str) -> str:
         raise InputError(f"{name}: unsupported type; upload .txt, .md or .pdf files")
     stem = re.sub(r"[^\w\s().,\-]", "_", stem).strip(" ._") or "upload"
     return f"{stem[:120]}.{ext.lower()}"
+
+
+NOT_ENGLISH = "the question does not look like English; qa reads and answers English questions only"
+JUDGE_GROUP = 16  # questions whose candidates the reader reads in one pass
+
+
+@lru_cache(maxsize=2)
+def load_scorer(kind: str) -> AnswerScorer | None:
+    return None if kind == "none" else AnswerScorer(kind)
 
 
 class Assistant:
@@ -130,17 +141,22 @@ class Assistant:
     def ask(self, question: str, k: int | None = None) -> Answer:
         """The best verbatim answer to ``question`` with ``k`` snippets in all, or an abstention."""
         text = clean_question(question)
-        return self._answer(self.index, text, self.embedder.embed([text])[0], k)
+        return self._answers(self.index, [text], self.embedder.embed([text]), k, [None])[0]
 
     def ask_many(self, questions: Sequence[str], k: int | None = None) -> list[Answer]:
-        """Answers to many questions; the questions are embedded in batches."""
+        """Answers to many questions; the questions are embedded, searched and judged in batches."""
         texts = [clean_question(q) for q in questions]
         if not texts:
             return []
         vectors = self.embedder.embed(texts)
         index = self.index  # one index for the whole batch, even if add/remove swaps it meanwhile
         dense = dense_candidates(index, vectors, self.settings)
-        return [self._answer(index, t, v, k, d) for t, v, d in zip(texts, vectors, dense, strict=True)]
+        return self._answers(index, texts, vectors, k, list(dense))
+
+    @property
+    def scorer(self) -> AnswerScorer | None:
+        """The answer scorer the settings name (loaded once per process), or None for "none"."""
+        return load_scorer(self.settings.scorer)
 
     def retrieve(
         self, question: str, vector: np.ndarray, dense_ids: np.ndarray | None = None, index: Index | None = None
@@ -151,13 +167,40 @@ class Assistant:
         hits = search(index, vector, words, self.settings, dense_ids)
         return score_sentences(index, hits, vector, words, self.settings)
 
-    def _answer(
-        self, index: Index, question: str, vector: np.ndarray, k: int | None, dense_ids: np.ndarray | None = None
-    ) -> Answer:
+    def _answers(
+        self,
+        index: Index,
+        questions: Sequence[str],
+        vectors: np.ndarray,
+        k: int | None,
+        dense_ids: Sequence[np.ndarray | None],
+    ) -> list[Answer]:
+        """Retrieve for every question, then judge all their candidates, a group of questions at a time."""
         if k is not None and k < 1:
             raise InputError(f"k ({k}) must be at least 1")
-        hits, scored = self.retrieve(question, vector, dense_ids, index)
-        return answer(index, question, hits, scored, self.settings, k or self.settings.snippets)
+        k = k or self.settings.snippets
+        scorer = self.scorer
+        if scorer is None:
+            return [
+                answer(index, q, *self.retrieve(q, v, d, index), self.settings, k)
+                for q, v, d in zip(questions, vectors, dense_ids, strict=True)
+            ]
+        out: list[Answer | None] = [None] * len(questions)
+        items, where = [], []
+        for i, (q, v, d) in enumerate(zip(questions, vectors, dense_ids, strict=True)):
+            if not is_english_script(q):
+                out[i] = Answer(q, (), True, NOT_ENGLISH, scorer=scorer.name)
+                continue
+            hits, scored = self.retrieve(q, v, d, index)
+            cands = candidates(index, scored, self.settings.scorer_candidates)
+            question_cues = cues(index, q, hits)
+            items.append((q, question_cues, cands, features(question_cues, cands)))
+            where.append(i)
+        for at in range(0, len(items), JUDGE_GROUP):
+            group = items[at : at + JUDGE_GROUP]
+            for i, item, judgement in zip(where[at : at + JUDGE_GROUP], group, scorer.judge_many(group), strict=True):
+                out[i] = judged_answer(index, item[0], item[2], item[1], judgement, k, scorer.name)
+        return [a for a in out if a is not None]
 
     def cite(self, citation_id: str, context: int = 300) -> Passage:
         """The cited passage with ``context`` characters of the source either side."""

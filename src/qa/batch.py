@@ -20,7 +20,8 @@ from typing import IO, Any
 
 from .assistant import Assistant, clean_question
 from .errors import InputError, QAError
-from .types import Answer, Snippet
+from .serialize import answer_dict, empty_dict
+from .types import Answer
 
 INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
 OUTPUT_FORMATS = ("jsonl", "csv", "md")
@@ -215,36 +216,18 @@ def is_correct(answer: Answer, gold: tuple[str, ...]) -> bool:
 
 
 def record(row: Row, answer: Answer | None) -> dict[str, Any]:
-    """One output row: the answer snippet with its citation, why it abstained, the support."""
-    out: dict[str, Any] = {"id": row.id, "question": row.question}
+    """One output row: the answer in its one JSON shape, with the row's id, error and gold columns."""
+    out: dict[str, Any] = {"id": row.id}
     if answer is None:
-        out.update(answer=None, citation=None, score=None, abstained=None, reason=None, supporting=[], error=row.error)
+        out.update(empty_dict(row.question), error=row.error)
     else:
-        best = answer.snippets[0] if answer.snippets else None
-        out.update(
-            answer=best.text if best else None,
-            citation=_citation(best) if best else None,
-            score=best.score if best else round(answer.confidence, 4),
-            abstained=answer.abstained,
-            reason=answer.reason,
-            supporting=[_snippet(s) for s in (answer.snippets[1:] if best else answer.related)],
-            error="",
-        )
+        out.update(answer_dict(answer), error="")
     if row.gold:
         out["gold"] = list(row.gold)
         out["correct"] = bool(answer is not None and is_correct(answer, row.gold))
     for k, v in row.extra.items():
         out.setdefault(k, v)
     return out
-
-
-def _citation(s: Snippet) -> dict[str, Any]:
-    c = s.citation
-    return {"id": c.id, "source": c.source, "page": c.page, "start": c.start, "end": c.end}
-
-
-def _snippet(s: Snippet) -> dict[str, Any]:
-    return {"text": s.text, "citation": _citation(s), "score": s.score}
 
 
 class Writer:
@@ -254,12 +237,13 @@ class Writer:
         "id",
         "question",
         "answer",
+        "phrase",
         "citation_id",
         "source",
         "page",
         "start",
         "end",
-        "score",
+        "confidence",
         "abstained",
         "reason",
         "supporting",
@@ -285,7 +269,7 @@ class Writer:
         self.stream.flush()
 
     def _write_csv(self, rec: dict[str, Any]) -> None:
-        extra = [k for k in rec if k not in self.CSV_FIELDS and k not in ("citation", "gold")]
+        extra = [k for k in rec if k not in self.CSV_FIELDS and k not in ("citation", "gold", "scorer")]
         if self._csv is None:
             self._csv = csv.DictWriter(
                 self.stream, fieldnames=self.CSV_FIELDS + extra + ["gold"], extrasaction="ignore"
@@ -294,7 +278,8 @@ class Writer:
                 self._csv.writeheader()
         c = rec.get("citation") or {}
         flat = {
-            **{k: v for k, v in rec.items() if k not in ("citation", "supporting", "gold")},
+            **{k: v for k, v in rec.items() if k not in ("citation", "supporting", "gold", "phrase")},
+            "phrase": (rec.get("phrase") or {}).get("text"),
             "citation_id": c.get("id"),
             "source": c.get("source"),
             "page": c.get("page"),
@@ -321,7 +306,9 @@ def _markdown(rec: dict[str, Any], n: int, first: bool) -> str:
         if rec["supporting"]:
             lines += ["Related passages:", ""] + [_md_quote(s) for s in rec["supporting"]]
     else:
-        lines += [_md_quote({"text": rec["answer"], "citation": rec["citation"], "score": rec["score"]})]
+        lines += [_md_quote({"text": rec["answer"], "citation": rec["citation"], "confidence": rec["confidence"]})]
+        if rec.get("phrase"):
+            lines += [f"*exact answer:* {rec['phrase']['text']}", ""]
         if rec["supporting"]:
             lines += ["Supporting:", ""] + [_md_quote(s) for s in rec["supporting"]]
     if "correct" in rec:
@@ -334,7 +321,7 @@ def _md_quote(s: dict[str, Any]) -> str:
     page = f", p. {c['page']}" if c["page"] is not None else ""
     text = " ".join(str(s["text"]).split())
     where = f"{c['source']}{page}, chars {c['start']}-{c['end']} `[{c['id']}]`"
-    return f"> {text}\n>\n> — {where} (score {s['score']:.2f})\n"
+    return f"> {text}\n>\n> — {where} (confidence {s['confidence']:.2f})\n"
 
 
 def run(

@@ -11,7 +11,8 @@ from typing import Any
 import click
 
 from .errors import InputError, QAError
-from .settings import Settings
+from .serialize import answer_dict
+from .settings import SCORERS, Settings
 from .types import Answer, BuildReport, Passage, Snippet
 
 DEFAULT_CORPUS = "corpus"
@@ -47,6 +48,13 @@ model_option = click.option(
     help="Embedding model name or path (default all-MiniLM-L6-v2, bundled) [env QA_MODEL].",
 )
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON for machines.")
+scorer_option = click.option(
+    "--scorer",
+    type=click.Choice(SCORERS),
+    default=None,
+    envvar="QA_SCORER",
+    help="Answer scorer: reader (default), cheap, or none (similarity only) [env QA_SCORER].",
+)
 
 
 def _emit_json(data: Any) -> None:
@@ -62,10 +70,13 @@ def to_data(obj: Any) -> Any:
     return obj
 
 
-def _open(index_dir: Path, model: str | None):  # type: ignore[no-untyped-def]
+def _open(index_dir: Path, model: str | None, scorer: str | None = None):  # type: ignore[no-untyped-def]
     from .assistant import Assistant
 
-    return Assistant.open(index_dir, model=model)
+    assistant = Assistant.open(index_dir, model=model)
+    if scorer is not None:
+        assistant.settings = assistant.settings.but(scorer=scorer)
+    return assistant
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -164,20 +175,24 @@ def _print_report(report: BuildReport) -> None:
 @index_option
 @model_option
 @click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many snippets (default 3).")
+@scorer_option
 @json_option
-def ask_command(question: str, index_dir: Path, model: str | None, k: int | None, as_json: bool) -> None:
+def ask_command(
+    question: str, index_dir: Path, model: str | None, k: int | None, scorer: str | None, as_json: bool
+) -> None:
     """Answer QUESTION (or - to read it from stdin) with cited verbatim snippets."""
     if question == "-":
         question = sys.stdin.read()
-    answer = _open(index_dir, model).ask(question, k=k)
+    answer = _open(index_dir, model, scorer).ask(question, k=k)
     if as_json:
-        _emit_json(to_data(answer))
+        _emit_json(answer_dict(answer))
     else:
-        click.echo(format_answer(answer))
+        click.echo(format_answer(answer, color=sys.stdout.isatty()))
 
 
-def format_answer(answer: Answer) -> str:
-    """An answer as readable text: the snippet, its citation and score; or why it abstained."""
+def format_answer(answer: Answer, color: bool = False) -> str:
+    """An answer as readable text: the sentence, its citation and confidence, and the exact answer
+    phrase (marked in bold inside the sentence when ``color``); or why it abstained."""
     lines = []
     if answer.abstained:
         lines.append(f"The sources do not answer this: {answer.reason}.")
@@ -186,9 +201,10 @@ def format_answer(answer: Answer) -> str:
             lines.append("Related passages:")
             lines += _snippet_lines(answer.related)
         return "\n".join(lines)
-    best = answer.snippets[0]
-    lines.append(f"Answer (score {best.score:.2f}):")
-    lines += _snippet_lines(answer.snippets[:1])
+    lines.append(f"Answer (confidence {answer.confidence:.2f}):")
+    lines += _snippet_lines(answer.snippets[:1], phrase=answer.phrase, color=color)
+    if answer.phrase is not None:
+        lines.append(f"      Exact answer: “{' '.join(answer.phrase.text.split())}” [{answer.phrase.citation.id}]")
     if len(answer.snippets) > 1:
         lines.append("")
         lines.append("Supporting:")
@@ -196,12 +212,18 @@ def format_answer(answer: Answer) -> str:
     return "\n".join(lines)
 
 
-def _snippet_lines(snippets: tuple[Snippet, ...], start: int = 1) -> list[str]:
+def _snippet_lines(
+    snippets: tuple[Snippet, ...], start: int = 1, phrase: Snippet | None = None, color: bool = False
+) -> list[str]:
     lines = []
     for n, s in enumerate(snippets, start):
-        text = " ".join(s.text.split())
+        text = s.text
+        if phrase is not None and color and n == start:
+            a, b = phrase.citation.start - s.citation.start, phrase.citation.end - s.citation.start
+            text = text[:a] + click.style(text[a:b], bold=True, underline=True) + text[b:]
+        text = " ".join(text.split())
         lines.append(f"  [{n}] “{text}”")
-        lines.append(f"      — {s.citation}  (score {s.score:.2f})")
+        lines.append(f"      — {s.citation}  (confidence {s.score:.2f})")
     return lines
 
 
@@ -258,6 +280,7 @@ def format_passage(passage: Passage) -> str:
 @click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="Snippets per answer (default 3).")
 @index_option
 @model_option
+@scorer_option
 def batch_command(
     questions: str,
     output: str,
@@ -267,6 +290,7 @@ def batch_command(
     k: int | None,
     index_dir: Path,
     model: str | None,
+    scorer: str | None,
 ) -> None:
     """Answer every question in QUESTIONS (.txt, .csv, .tsv, .jsonl, or - for stdin) into a file."""
     from . import batch
@@ -283,7 +307,7 @@ def batch_command(
     skip: set[str] = set()
     if resume and output != "-":
         skip = batch.done_ids(Path(output), fout)
-    assistant = _open(index_dir, model)
+    assistant = _open(index_dir, model, scorer)
     assistant.embedder.embed(["load the model before the clock starts"])
     # Closed in the finally below; a with-block would also close sys.stdout.
     append = resume and Path(output).exists() and Path(output).stat().st_size > 0
@@ -447,6 +471,12 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
 )
 @click.option("--tune", "do_tune", is_flag=True, help="Search fusion and sentence weights on articles 0-23 first.")
 @click.option("--limit", type=int, default=None, help="Use only the first N questions of each split (quick runs).")
+@click.option(
+    "--scorers",
+    default="reader,cheap,none",
+    show_default=True,
+    help="Answer scorers to compare (comma-separated: reader, cheap, none; empty for retrieval only).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write results JSON.")
 def eval_command(
     data: Path,
@@ -456,33 +486,48 @@ def eval_command(
     precision: str | None,
     do_tune: bool,
     limit: int | None,
+    scorers: str,
     out: Path | None,
 ) -> None:
-    """Open retrieval on SQuAD v1.1 dev: dense, lexical and hybrid side by side."""
+    """Open retrieval and answers on SQuAD: v1.1 dev (retrieval modes and answer scorers side by side)
+    or, for a SQuAD v2.0 file, abstention (unanswerable declined, answerable answered and right)."""
     from . import evaluate
 
     changes = {
         k: v for k, v in {"model": model, "chunk_tokens": chunk_tokens, "precision": precision}.items() if v is not None
     }
     settings = Settings().but(**changes)
+    kinds = tuple(k for k in (x.strip() for x in scorers.split(",")) if k)
+    for kind in kinds:
+        if kind not in SCORERS:
+            raise InputError(f"scorer {kind!r} is not one of {', '.join(SCORERS)}")
     work.mkdir(parents=True, exist_ok=True)
-    assistant, questions, vectors = evaluate.prepare(data, work, settings)
-    if do_tune:
-        settings = evaluate.tune(assistant, questions, vectors, settings, lambda m: click.echo(m, err=True), limit)
-        click.echo(f"best on articles 0-23: {settings}")
-    results = evaluate.evaluate(assistant, questions, vectors, settings, limit)
+    if evaluate.has_unanswerable(data):
+        results = evaluate.evaluate_abstention(data, work, settings, kinds or ("reader",), limit)
+    else:
+        assistant, questions, vectors = evaluate.prepare(data, work, settings)
+        if do_tune:
+            settings = evaluate.tune(assistant, questions, vectors, settings, lambda m: click.echo(m, err=True), limit)
+            click.echo(f"best on articles 0-23: {settings}")
+        results = evaluate.evaluate(assistant, questions, vectors, settings.but(scorer="none"), limit)
+        results |= evaluate.evaluate_scorers(assistant, questions, vectors, settings, kinds, limit)
     click.echo(format_eval(results))
     if out is not None:
         out.write_text(json.dumps({"settings": dataclasses.asdict(settings), "results": results}, indent=1))
 
 
 def format_eval(results: dict[str, dict[str, dict[str, Any]]]) -> str:
-    keys = ["recall@1", "recall@5", "recall@20", "snippet_accuracy@1", "verbatim_rate", "snippet_chars"]
-    lines = [f"{'mode':<8} {'split':<13} {'n':>6} " + " ".join(f"{k:>18}" for k in keys)]
+    """One table per kind of result: each row a mode and split, each column a measure."""
+    lines: list[str] = []
+    keys: list[str] = []
     for mode, splits in results.items():
         for name, m in splits.items():
-            lines.append(f"{mode:<8} {name:<13} {m['questions']:>6} " + " ".join(f"{m[k]:>18}" for k in keys))
-    return "\n".join(lines)
+            row_keys = [k for k in m if k != "questions"]
+            if row_keys != keys:
+                keys = row_keys
+                lines += ["", f"{'mode':<14} {'split':<13} " + " ".join(f"{k:>22}" for k in keys)]
+            lines.append(f"{mode:<14} {name:<13} " + " ".join(f"{m[k]!s:>22}" for k in keys))
+    return "\n".join(lines).strip("\n")
 
 
 if __name__ == "__main__":

@@ -240,3 +240,154 @@ def calibrate(answerable: list[np.ndarray], unanswerable: list[np.ndarray], slac
         "mean_rate": round(float(np.mean(rates(chosen))), 4),
         "rates": [round(r, 4) for r in rates(chosen)],
     }
+
+
+V2_FIT_ARTICLES = range(0, 8)
+V2_REPORT_ARTICLES = range(8, 16)
+
+
+def has_unanswerable(path: Path) -> bool:
+    """Whether a SQuAD file marks questions ``is_impossible`` (SQuAD v2.0)."""
+    return '"is_impossible": true' in Path(path).read_text(encoding="utf-8")
+
+
+def load_all(path: Path) -> tuple[list[Document], list[Any]]:
+    """Every paragraph and every question, the unanswerable ones included (SQuAD v2.0)."""
+    from .scorer import data
+
+    try:
+        return data.load(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(f"{path}: not a readable SQuAD JSON file ({exc})") from None
+
+
+def judged(assistant: Assistant, texts: list[str], vectors: np.ndarray, group: int = 256) -> list[Any]:
+    """Answers to ``texts`` (already embedded), k=1, through the assistant's scorer."""
+    from .retrieve import dense_candidates
+
+    out: list[Any] = []
+    for at in range(0, len(texts), group):
+        v = vectors[at : at + group]
+        dense = dense_candidates(assistant.index, v, assistant.settings)
+        out += assistant._answers(assistant.index, texts[at : at + group], v, 1, list(dense))
+    return out
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    import re
+    import string
+
+    text = "".join(c for c in text.lower() if c not in set(string.punctuation))
+    text = re.sub(r"\b(a|an|the)\b", " ", text)
+    return " ".join(text.split())
+
+
+def phrase_scores(prediction: str, golds: tuple[str, ...] | list[str]) -> tuple[float, float]:
+    """Exact match and token F1 of ``prediction`` against the best gold answer (SQuAD's metric)."""
+    from collections import Counter
+
+    best_em = best_f1 = 0.0
+    p_tokens = normalize_answer(prediction).split()
+    for gold in golds:
+        g_tokens = normalize_answer(gold).split()
+        best_em = max(best_em, float(p_tokens == g_tokens))
+        common = sum((Counter(p_tokens) & Counter(g_tokens)).values())
+        if common:
+            precision, recall = common / len(p_tokens), common / len(g_tokens)
+            best_f1 = max(best_f1, 2 * precision * recall / (precision + recall))
+    return best_em, best_f1
+
+
+def score_answers(answers: list[Any], golds: list[tuple[str, ...]], started: float) -> dict[str, Any]:
+    """Answer-level figures: answered rate, top-snippet accuracy (answered or not), exact phrase EM/F1."""
+    n = max(1, len(answers))
+    answered = [a for a in answers if not a.abstained]
+    right = right_answered = em = f1 = phrases = 0.0
+    for a, gold in zip(answers, golds, strict=True):
+        top = a.best or (a.related[0] if a.related else None)
+        ok = top is not None and any(g in top.text for g in gold)
+        right += ok
+        if not a.abstained:
+            right_answered += ok
+            shown = a.phrase.text if a.phrase is not None else top.text
+            phrases += a.phrase is not None
+            e, f = phrase_scores(shown, gold)
+            em += e
+            f1 += f
+    m = max(1, len(answered))
+    return {
+        "questions": len(answers),
+        "answered": round(len(answered) / n, 4),
+        "snippet_accuracy@1": round(right / n, 4),
+        "right_when_answered": round(right_answered / m, 4),
+        "phrase_em": round(em / m, 4),
+        "phrase_f1": round(f1 / m, 4),
+        "with_phrase": round(phrases / m, 4),
+        "ms_per_question": round(1000 * (time.perf_counter() - started) / n, 2),
+    }
+
+
+def evaluate_scorers(
+    assistant: Assistant,
+    questions: list[Question],
+    vectors: np.ndarray,
+    settings: Settings,
+    scorers: tuple[str, ...],
+    limit: int | None = None,
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """SQuAD v1.1 with each answer scorer: answers, top-snippet accuracy and exact-phrase EM/F1."""
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in scorers:
+        assistant.settings = settings.but(scorer=kind)
+        results[f"scorer {kind}"] = {}
+        for name, articles in (("all", None), ("tune 0-23", TUNE_ARTICLES), ("report 24-47", REPORT_ARTICLES)):
+            qs, vs = split(questions, vectors, articles)
+            if limit:
+                qs, vs = qs[:limit], vs[:limit]
+            started = time.perf_counter()
+            answers = judged(assistant, [q.text for q in qs], vs)
+            results[f"scorer {kind}"][name] = score_answers(answers, [q.answers for q in qs], started)
+    assistant.settings = settings
+    return results
+
+
+def evaluate_abstention(
+    data: Path, work: Path, settings: Settings, scorers: tuple[str, ...], limit: int | None = None
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """SQuAD v2.0: all paragraphs as one corpus; answerable answered and right, unanswerable declined.
+
+    Reported on articles 8-15 (the scorer's calibration never saw them) and on 0-7 beside it.
+    """
+    docs, questions = load_all(data)
+    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    tag = hashlib.sha256(json.dumps([str(data), settings.model, settings.index_fields()]).encode()).hexdigest()[:10]
+    index_dir = work / f"squad2-index-{tag}"
+    build_index(index_dir, [], settings, embedder, documents=docs, progress=True)
+    assistant = Assistant.open(index_dir, settings=settings, embedder=embedder)
+    vectors = embedder.embed([q.text for q in questions])
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in scorers:
+        assistant.settings = settings.but(scorer=kind)
+        results[f"scorer {kind}"] = {}
+        for name, articles in (("report 8-15", V2_REPORT_ARTICLES), ("fit 0-7", V2_FIT_ARTICLES)):
+            keep = [i for i, q in enumerate(questions) if q.article in articles]
+            if limit:
+                keep = keep[:limit]
+            qs = [questions[i] for i in keep]
+            started = time.perf_counter()
+            answers = judged(assistant, [q.text for q in qs], vectors[keep])
+            yes = [(a, q) for a, q in zip(answers, qs, strict=True) if q.answerable]
+            no = [a for a, q in zip(answers, qs, strict=True) if not q.answerable]
+            m = score_answers([a for a, _ in yes], [tuple(t for _, t in q.answers) for _, q in yes], started)
+            results[f"scorer {kind}"][name] = {
+                "answerable": len(yes),
+                "unanswerable": len(no),
+                "unanswerable_declined": round(sum(a.abstained for a in no) / max(1, len(no)), 4),
+                "answerable_answered": m["answered"],
+                "answerable_top_right": m["snippet_accuracy@1"],
+                "right_when_answered": m["right_when_answered"],
+                "phrase_f1": m["phrase_f1"],
+            }
+    assistant.close()
+    return results

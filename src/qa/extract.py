@@ -14,6 +14,8 @@ from .cite import make_citation
 from .index import Index
 from .lexical import terms
 from .retrieve import Hit
+from .scorer import Candidate, Cues, Judgement
+from .scorer.features import states_quantity
 from .settings import Settings
 from .types import Answer, Snippet
 
@@ -33,6 +35,8 @@ class Scored:
     dense: float
     coverage: float
     chunk_rank: int
+    lexical: float = 0.0  # idf-weighted share of the question's words it holds
+    chunk: float = 0.0  # its chunk's fused score over the best chunk's
 
 
 def score_sentences(
@@ -72,7 +76,9 @@ def score_sentences(
             )
             chunk_best[hit.chunk] = max(chunk_best.get(hit.chunk, -1.0), score)
             if s.id not in seen or seen[s.id].score < score:
-                seen[s.id] = Scored(s.id, s.doc, s.start, s.end, s.page, score, float(d), matched / every, rank)
+                seen[s.id] = Scored(
+                    s.id, s.doc, s.start, s.end, s.page, score, float(d), matched / every, rank, lexical, chunk_part
+                )
     r = settings.rerank_weight
     reranked = (
         sorted(top, key=lambda h: -((1 - r) * h.score / best_fused + r * chunk_best.get(h.chunk, 0.0)))
@@ -147,3 +153,67 @@ def _answer_run(scored: list[Scored]) -> list[Scored]:
 def _snippet(index: Index, doc_row: int, start: int, end: int, score: float) -> Snippet:
     doc = index.document(doc_row).document
     return Snippet(doc.text[start:end], make_citation(doc, start, end), round(score, 4))
+
+
+KIND_WORDS = {"count": "a number", "time": "a date or time"}
+
+
+def judged_answer(
+    index: Index,
+    question: str,
+    cands: list[Candidate],
+    question_cues: Cues,
+    judgement: Judgement,
+    k: int,
+    scorer: str,
+) -> Answer:
+    """The Answer as the answer scorer judged the candidates: its best, or an abstention saying why."""
+    if not judgement.order:
+        return Answer(question, (), True, "the index holds no passage that matches the question", scorer=scorer)
+    ranked = [(cands[i], p) for i, p in zip(judgement.order, judgement.confidence, strict=True)]
+    # A "how many" question is answered by a sentence that gives a quantity, or not at all.
+    eligible = [(c, p) for c, p in ranked if question_cues.kind != "count" or states_quantity(c.text)]
+    best, confidence = eligible[0] if eligible else (ranked[0][0], 0.0)
+    if not eligible or confidence < judgement.threshold:
+        related = tuple(_snippet(index, c.scored.doc, c.scored.start, c.scored.end, p) for c, p in ranked[:k])
+        return Answer(
+            question,
+            (),
+            True,
+            abstention_reason(question_cues, bool(eligible) and judgement.stated, confidence, judgement.threshold),
+            related,
+            round(confidence, 4),
+            scorer=scorer,
+        )
+    s = best.scored
+    start, end = s.start, s.end
+    if end - start < 40:  # a fragment: its neighbour in the document completes it
+        neighbour = next(
+            (c.scored for c, _ in ranked[1:] if c.scored.doc == s.doc and abs(c.scored.sentence - s.sentence) == 1),
+            None,
+        )
+        if neighbour is not None:
+            start, end = min(start, neighbour.start), max(end, neighbour.end)
+    snippets = [_snippet(index, s.doc, start, end, confidence)]
+    for c, p in ranked[1:]:
+        if len(snippets) >= k:
+            break
+        if c.scored.doc == s.doc and c.scored.start < end and c.scored.end > start:
+            continue  # never repeat the answer's own text
+        snippets.append(_snippet(index, c.scored.doc, c.scored.start, c.scored.end, p))
+    phrase = None
+    if judgement.phrase is not None:
+        a, b = judgement.phrase
+        phrase = _snippet(index, s.doc, s.start + a, s.start + b, confidence)
+    return Answer(question, tuple(snippets), False, "", (), round(confidence, 4), phrase, scorer)
+
+
+def abstention_reason(question_cues: Cues, stated: bool, confidence: float, threshold: float) -> str:
+    """Why the scorer declined, in plain words: a term the sources never use, no fact of the kind
+    asked for (``stated`` false: no candidate gives a number or a date), or only weak candidates."""
+    if question_cues.missing:
+        names = ", ".join(f"'{t}'" for t in question_cues.missing)
+        return f"the sources never mention {names}"
+    if question_cues.kind in KIND_WORDS and not stated:
+        return f"no passage states {KIND_WORDS[question_cues.kind]}, which the question asks for"
+    return f"no passage clearly answers it (the best has confidence {confidence:.2f}, below the {threshold:.2f} needed)"

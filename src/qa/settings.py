@@ -13,6 +13,7 @@ from .errors import ConfigError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 FUSIONS = ("cc", "rrf")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
+SCORERS = ("reader", "cheap", "none")
 
 
 @lru_cache(maxsize=1)
@@ -87,9 +88,14 @@ class Settings:
     # How much the best sentence lifts its chunk when passages are ranked.
     rerank_weight: float = 0.9
     chunks_to_read: int = 8
-    # Abstain when the best similarity is below this.
+    # Abstain when the best similarity is below this (scorer "none" only: the learned scorers
+    # carry their own calibrated threshold).
     abstain_below: float = 0.27
     snippets: int = 3
+    # The answer scorer: "reader" (cheap head, then the reader on the best few), "cheap" (the
+    # head alone) or "none" (similarity and word overlap, as before the scorer).
+    scorer: str = "reader"
+    scorer_candidates: int = 24
 
     def __post_init__(self) -> None:
         positive = (
@@ -117,6 +123,8 @@ class Settings:
             object.__setattr__(self, "precision", auto_precision())
         if self.dense_index not in DENSE_INDEXES:
             raise ConfigError(f"dense index {self.dense_index!r} is not one of {', '.join(DENSE_INDEXES)}")
+        if self.scorer not in SCORERS:
+            raise ConfigError(f"scorer {self.scorer!r} is not one of {', '.join(SCORERS)}")
         if self.fusion not in FUSIONS:
             raise ConfigError(f"fusion {self.fusion!r} is not one of {', '.join(FUSIONS)}")
         for name in (

@@ -81,8 +81,11 @@ class Snippet:
 class Answer:
     """The reply to one question.
 
-    When ``abstained`` is false, ``snippets[0]`` is the answer and the rest support it. When it is
-    true, ``snippets`` is empty, ``reason`` says why and ``related`` holds the closest passages.
+    When ``abstained`` is false, ``snippets[0]`` is the answer and the rest support it; ``phrase``,
+    when there is one, is the exact answer inside ``snippets[0]`` (its own verbatim text and
+    citation). When it is true, ``snippets`` is empty, ``reason`` says why and ``related`` holds the
+    closest passages. ``confidence`` is the one calibrated number every output shows: the
+    probability that the answer is right (see README, "Confidence"). ``scorer`` names what judged it.
     """
 
     question: str
@@ -91,6 +94,8 @@ class Answer:
     reason: str = ""
     related: tuple[Snippet, ...] = ()
     confidence: float = 0.0
+    phrase: Snippet | None = None
+    scorer: str = "none"
 
     @property
     def best(self) -> Snippet | None:

@@ -1,0 +1,181 @@
+"""The answer scorer: does this sentence answer the question? A learned judge with a calibrated confidence.
+
+Two stages, both trained by ``qa.scorer.train`` on SQuAD train data only (the model card,
+``model/README.md``, has the data, seeds and figures):
+
+- the cheap head, a logistic regression over features retrieval already has (similarities, word
+  overlap, answer-type cues), ranks the candidate sentences;
+- the reader, all-MiniLM-L6-v2's layers fine-tuned to read the question with one sentence, reads
+  the best ``read`` of them, gives each a logit that it answers the question and finds the answer
+  phrase inside it.
+
+A calibration (logistic regression on held-out questions) turns the best candidate's scores into
+one probability that the shown sentence answers the question: the confidence the CLI, JSON, batch
+files and UI all show. Below the calibrated threshold the answer abstains.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .candidates import Candidate, candidates, cues, features
+from .features import Cues, is_english_script, states_type
+
+MODEL_DIR = Path(__file__).parent / "model"
+SCORERS = ("reader", "cheap", "none")
+PHRASE_MAX_SHARE = 0.8  # a phrase covering more of its sentence than this is the whole sentence
+
+__all__ = [
+    "MODEL_DIR",
+    "SCORERS",
+    "AnswerScorer",
+    "Candidate",
+    "Cues",
+    "Judgement",
+    "candidates",
+    "cues",
+    "features",
+    "is_english_script",
+    "states_type",
+]
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """The scorer's verdict over one question's candidates.
+
+    ``order`` lists candidate positions best first (only those judged); ``confidence[i]`` is the
+    calibrated probability that candidate ``order[i]`` answers the question; ``phrase`` is the answer
+    phrase inside the best candidate (offsets into its text), or None when the whole sentence is
+    the answer.
+    """
+
+    order: tuple[int, ...]
+    confidence: tuple[float, ...]
+    phrase: tuple[int, int] | None
+    threshold: float
+    stated: bool  # whether any judged candidate states what the question asks for (a number, a date)
+
+
+class AnswerScorer:
+    """The shipped scorer, ``kind`` "reader" (cheap head, then the reader) or "cheap" (the head alone)."""
+
+    def __init__(self, kind: str = "reader", folder: Path = MODEL_DIR, read: int | None = None) -> None:
+        if kind not in ("reader", "cheap"):
+            raise ValueError(f"scorer {kind!r} is not one of reader, cheap")
+        self.kind = kind
+        self.folder = folder
+        self._cheap = json.loads((folder / "cheap.json").read_text())
+        self._calibration = json.loads((folder / "calibration.json").read_text())[kind]
+        self._meta = json.loads((folder / "reader.json").read_text())
+        self.read = read or int(self._meta.get("read", 8))
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        """What the manifest and answers record: the scorer kind and the model's training date tag."""
+        return f"{self.kind}:{self._meta.get('version', 'v1')}"
+
+    @property
+    def threshold(self) -> float:
+        return float(self._calibration["threshold"])
+
+    @cached_property
+    def _reader(self) -> Any:
+        from .reader import load
+
+        return load(self.folder)
+
+    @cached_property
+    def _tokenizer(self) -> Any:
+        from .train import _tokenizer
+
+        return _tokenizer()
+
+    def cheap_logits(self, rows: np.ndarray) -> np.ndarray:
+        c = self._cheap
+        z = (rows - np.asarray(c["mean"], dtype=np.float32)) / np.asarray(c["scale"], dtype=np.float32)
+        return z @ np.asarray(c["coef"], dtype=np.float32) + float(c["intercept"])
+
+    def judge_many(self, items: list[tuple[str, Cues, list[Candidate], np.ndarray]]) -> list[Judgement]:
+        """Judge several questions' candidates; the reader reads all of their pairs in one pass."""
+        tops: list[list[int]] = []
+        cheap: list[np.ndarray] = []
+        for _, _, cands, rows in items:
+            logits = self.cheap_logits(rows) if len(cands) else np.zeros(0, dtype=np.float32)
+            cheap.append(logits)
+            tops.append([int(i) for i in np.argsort(-logits, kind="stable")[: self.read]])
+        if self.kind == "reader":
+            pairs = [(q, c[i]) for (q, _, c, _), top in zip(items, tops, strict=True) for i in top]
+            readings = self._read(pairs)
+        out, at = [], 0
+        for (_, question_cues, cands, _), top, logits in zip(items, tops, cheap, strict=True):
+            if not top:
+                out.append(Judgement((), (), None, self.threshold, False))
+                continue
+            if self.kind == "reader":
+                part = readings[at : at + len(top)]
+                at += len(top)
+                scores = np.array([r[0] for r in part], dtype=np.float32)
+            else:
+                part = []
+                scores = logits[top]
+            order = np.argsort(-scores, kind="stable")
+            stated = [states_type(question_cues.kind, cands[i].text) for i in top]
+            probabilities = self._calibrated(scores, logits[top], bool(question_cues.missing), stated)
+            phrase = None
+            if part:
+                span = part[int(order[0])][1]
+                text = cands[top[int(order[0])]].text
+                if span is not None and span[1] > span[0] and (span[1] - span[0]) <= PHRASE_MAX_SHARE * len(text):
+                    phrase = span
+            out.append(
+                Judgement(
+                    tuple(top[int(i)] for i in order),
+                    tuple(float(probabilities[int(i)]) for i in order),
+                    phrase,
+                    self.threshold,
+                    any(stated),
+                )
+            )
+        return out
+
+    def _calibrated(self, scores: np.ndarray, cheap: np.ndarray, missing: bool, stated: list[bool]) -> np.ndarray:
+        """P(right) of every judged candidate, from its own score and its margin over the best other."""
+        c = self._calibration
+        coef, intercept = np.asarray(c["coef"], dtype=np.float64), float(c["intercept"])
+        out = np.zeros(len(scores))
+        for i, s in enumerate(scores):
+            others = np.delete(scores, i)
+            second = float(others.max()) if len(others) else float(s) - 5.0
+            x = np.array([s, s - second, cheap[i], float(missing), float(not stated[i])], dtype=np.float64)
+            out[i] = 1.0 / (1.0 + np.exp(-(x @ coef + intercept)))
+        return out
+
+    def _read(self, pairs: list[tuple[str, Candidate]]) -> list[tuple[float, tuple[int, int] | None]]:
+        """Reader logit and answer phrase (offsets into the sentence) of each (question, candidate)."""
+        if not pairs:
+            return []
+        import torch
+
+        from .reader import decode_spans, encode, second_segment
+
+        seconds = [second_segment(c.title, c.text) for _, c in pairs]
+        with self._lock, torch.inference_mode():
+            feats = encode(self._tokenizer, [q for q, _ in pairs], [s for s, _ in seconds])
+            logit, start, end = self._reader(feats["input_ids"], feats["attention_mask"], feats["token_type_ids"])
+        spans = decode_spans(
+            feats,
+            start.float().numpy(),
+            end.float().numpy(),
+            [at for _, at in seconds],
+            [len(c.text) for _, c in pairs],
+        )
+        return [(float(v), span) for v, (span, _) in zip(logit.float().numpy(), spans, strict=True)]

@@ -1,0 +1,92 @@
+"""Candidate sentences for the answer scorer, and the question-level cues it reads with them."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from ..lexical import terms
+from .features import Cues, is_junk, key_terms, question_type, sentence_features
+
+if TYPE_CHECKING:
+    from ..extract import Scored
+    from ..index import Index
+    from ..retrieve import Hit
+
+_COMPOUND = re.compile(r"[-&/.]|\d[^\W\d_]|[^\W\d_]\d")
+CHUNKS_FOR_TERMS = 20
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A sentence that may answer the question: its scores from retrieval and its text."""
+
+    scored: Scored
+    text: str
+    title: str
+
+
+def candidates(index: Index, scored: list[Scored], limit: int) -> list[Candidate]:
+    """The ``limit`` best distinct sentences that have words (junk never answers)."""
+    out: list[Candidate] = []
+    seen: set[int] = set()
+    for s in scored:
+        if len(out) >= limit:
+            break
+        if s.sentence in seen:
+            continue
+        seen.add(s.sentence)
+        doc = index.document(s.doc).document
+        text = doc.text[s.start : s.end]
+        if is_junk(text):
+            continue
+        out.append(Candidate(s, text, doc.title))
+    return out
+
+
+def cues(index: Index, question: str, hits: list[Hit]) -> Cues:
+    """The question's answer type and the key terms that occur nowhere in the sources.
+
+    A key term is missing when none of its stems is in the index's vocabulary or, for a compound
+    such as "F-35" whose parts are common, when it occurs in none of the best lexical chunks (a
+    term that rare would bring its chunks to the top).
+    """
+    missing: list[str] = []
+    texts: list[str] | None = None
+    for term in key_terms(question):
+        stems = terms(term)
+        if stems and all(index.lexical.idf(t) == 0.0 for t in stems):
+            missing.append(term)
+            continue
+        if _COMPOUND.search(term):
+            if texts is None:
+                top = sorted(hits, key=lambda h: -h.lexical)[:CHUNKS_FOR_TERMS]
+                texts = [_chunk_text(index, row) for row in index.chunks([h.chunk for h in top])]
+            needle = term.lower()
+            if not any(needle in t for t in texts):
+                missing.append(term)
+    return Cues(question_type(question), tuple(missing))
+
+
+def _chunk_text(index: Index, row: object) -> str:
+    doc = index.document(row.doc).document  # type: ignore[attr-defined]
+    return doc.text[row.start : row.end].lower()  # type: ignore[attr-defined]
+
+
+def features(question_cues: Cues, cands: list[Candidate]) -> np.ndarray:
+    """The cheap scorer's feature rows for ``cands`` (in their order)."""
+    s = [c.scored for c in cands]
+    return sentence_features(
+        question_cues.kind,
+        [c.text for c in cands],
+        np.array([x.dense for x in s], dtype=np.float32),
+        np.array([x.lexical for x in s], dtype=np.float32),
+        np.array([x.coverage for x in s], dtype=np.float32),
+        np.array([x.chunk for x in s], dtype=np.float32),
+        np.arange(len(s), dtype=np.float32),
+        np.array([x.chunk_rank for x in s], dtype=np.float32),
+        len(question_cues.missing),
+    )

@@ -1,0 +1,327 @@
+"""Train the answer scorer: the cheap head, the reader and the calibration, from SQuAD train data only.
+
+    python -m qa.scorer.collect --data ../shared/datasets/squad/train-du2017.json --out work/scorer/du2017.pkl
+    python -m qa.scorer.collect --data ../shared/datasets/squad/dev-v2.0.cs224n-half.json --articles 0-7 \
+        --out work/scorer/v2-0-7.pkl
+    python -m qa.scorer.train --du2017 work/scorer/du2017.pkl --v2 work/scorer/v2-0-7.pkl \
+        --data-files ../shared/datasets/squad/train-du2017.json ../shared/datasets/squad/dev-v2.0.cs224n-half.json
+
+Training data: SQuAD train articles (train-du2017.json) 0-39 and SQuAD v2 half articles 0-5;
+calibration on train-du2017 articles 40-43 and v2 articles 6-7. SQuAD v1.1 dev and v2 articles
+8-15, where the figures are reported, are never read here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import data
+from .features import FEATURE_NAMES, states_type
+from .reader import MAX_TOKENS, build_model, encode, second_segment
+
+SEED = 20261125
+DU_CALIBRATION = range(40, 44)
+V2_CALIBRATION = range(6, 8)
+NEGATIVES = 3
+
+
+def split(du: list[dict], v2: list[dict]) -> tuple[list[dict], list[dict]]:
+    train = [r for r in du if r["article"] not in DU_CALIBRATION] + [
+        r for r in v2 if r["article"] not in V2_CALIBRATION
+    ]
+    calibration = [r for r in du if r["article"] in DU_CALIBRATION] + [r for r in v2 if r["article"] in V2_CALIBRATION]
+    return train, calibration
+
+
+def fit_cheap(train: list[dict]) -> dict[str, Any]:
+    """Logistic regression over the candidate features: does this sentence hold the answer?"""
+    from sklearn.linear_model import LogisticRegression
+
+    x, y, _ = data.stack(train)
+    keep = y >= 0
+    x, y = x[keep], y[keep]
+    mean, scale = x.mean(axis=0), x.std(axis=0) + 1e-6
+    model = LogisticRegression(C=1.0, max_iter=2000, class_weight="balanced", random_state=SEED)
+    model.fit((x - mean) / scale, y)
+    return {
+        "features": list(FEATURE_NAMES),
+        "mean": mean.tolist(),
+        "scale": scale.tolist(),
+        "coef": model.coef_[0].tolist(),
+        "intercept": float(model.intercept_[0]),
+    }
+
+
+def cheap_logits(cheap: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    z = (x - np.asarray(cheap["mean"], dtype=np.float32)) / np.asarray(cheap["scale"], dtype=np.float32)
+    return z @ np.asarray(cheap["coef"], dtype=np.float32) + cheap["intercept"]
+
+
+def examples(train: list[dict], rng: random.Random) -> list[tuple[str, str, int, int, int, int]]:
+    """(question, second segment, label, span start, span end, offset) pairs for the reader."""
+    out = []
+    for r in train:
+        cands = r["candidates"]
+        pos = [c for c in cands if c["label"] == 1]
+        neg = [c for c in cands if c["label"] == 0]
+        picked = neg[:NEGATIVES] + (rng.sample(neg[NEGATIVES:], 1) if len(neg) > NEGATIVES else [])
+        if not r["answerable"]:
+            picked = neg[: NEGATIVES + 1]
+        for c in pos[:1] + picked:
+            second, at = second_segment(c["title"], c["text"])
+            span = c["span"] if c["label"] == 1 and c["span"] else (-1, -1)
+            out.append((r["question"], second, int(c["label"] == 1), span[0], span[1], at))
+    return out
+
+
+def token_targets(features: Any, spans: list[tuple[int, int, int]]) -> tuple[list[int], list[int]]:
+    """Token positions of each answer span (0, the [CLS] token, where there is none or it was cut)."""
+    offsets = features["offset_mapping"].tolist()
+    starts, ends = [], []
+    for row, (a, b, at) in enumerate(spans):
+        s = e = 0
+        if a >= 0:
+            a, b = a + at, b + at
+            seq = features.sequence_ids(row)
+            for i, sid in enumerate(seq):
+                if sid != 1:
+                    continue
+                lo, hi = offsets[row][i]
+                if s == 0 and lo <= a < max(hi, lo + 1):
+                    s = i
+                if lo < b <= hi:
+                    e = i
+            if s == 0 or e < s:
+                s = e = 0
+        starts.append(s)
+        ends.append(e)
+    return starts, ends
+
+
+def train_reader(
+    rows: list[tuple[str, str, int, int, int, int]], layers: int, epochs: float, batch: int, log: Any
+) -> Any:
+    import torch
+
+    from ..settings import native_bf16
+
+    torch.manual_seed(SEED)
+    model = build_model(layers)
+    model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
+    tokenizer = _tokenizer()
+    heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
+    body = [p for n, p in model.named_parameters() if n.startswith("encoder.") and p.requires_grad]
+    optimiser = torch.optim.AdamW([{"params": body, "lr": 6e-5}, {"params": heads, "lr": 5e-4}], weight_decay=0.01)
+    rng = random.Random(SEED)
+    # batches of similar length: less padding, same examples
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+    batches = [order[i : i + batch] for i in range(0, len(order), batch)]
+    steps = int(math.ceil(len(batches) * epochs))
+    warmup = max(1, steps // 20)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimiser, lambda s: min((s + 1) / warmup, max(0.0, (steps - s) / max(1, steps - warmup)))
+    )
+    bce = torch.nn.BCEWithLogitsLoss()
+    ce = torch.nn.CrossEntropyLoss(ignore_index=-100)
+    bf16 = native_bf16()
+    model.train()
+    started = time.perf_counter()
+    step = 0
+    while step < steps:
+        rng.shuffle(batches)
+        for b in batches:
+            if step >= steps:
+                break
+            chunk = [rows[i] for i in b]
+            feats = encode(tokenizer, [r[0] for r in chunk], [r[1] for r in chunk])
+            starts, ends = token_targets(feats, [(r[3], r[4], r[5]) for r in chunk])
+            labels = torch.tensor([float(r[2]) for r in chunk])
+            has_span = torch.tensor([r[2] == 1 and r[3] >= 0 for r in chunk])
+            t_start = torch.where(has_span, torch.tensor(starts), torch.tensor(-100))
+            t_end = torch.where(has_span, torch.tensor(ends), torch.tensor(-100))
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                logit, s_log, e_log = model(feats["input_ids"], feats["attention_mask"], feats["token_type_ids"])
+            logit, s_log, e_log = logit.float(), s_log.float(), e_log.float()
+            mask = feats["attention_mask"] == 0
+            s_log = s_log.masked_fill(mask, -1e4)
+            e_log = e_log.masked_fill(mask, -1e4)
+            loss = bce(logit, labels)
+            if bool(has_span.any()):
+                loss = loss + 0.5 * (ce(s_log, t_start) + ce(e_log, t_end))
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimiser.step()
+            schedule.step()
+            optimiser.zero_grad()
+            step += 1
+            if step % 25 == 0:
+                log(f"step {step}/{steps} loss {loss.item():.3f} {time.perf_counter() - started:.0f}s")
+    model.eval()
+    return model
+
+
+def _tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    from ..embed import resolve_model
+    from ..settings import DEFAULT_MODEL
+
+    return AutoTokenizer.from_pretrained(resolve_model(DEFAULT_MODEL), local_files_only=True)
+
+
+def read_logits(model: Any, pairs: list[tuple[str, str]], batch: int = 64) -> np.ndarray:
+    import torch
+
+    tokenizer = _tokenizer()
+    out = np.zeros(len(pairs), dtype=np.float32)
+    order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
+    with torch.inference_mode():
+        for at in range(0, len(order), batch):
+            idx = order[at : at + batch]
+            feats = encode(tokenizer, [pairs[i][0] for i in idx], [pairs[i][1] for i in idx])
+            logit, _, _ = model(feats["input_ids"], feats["attention_mask"], feats["token_type_ids"])
+            out[idx] = logit.float().numpy()
+    return out
+
+
+def judge_features(best: float, second: float, cheap: float, missing: bool, stated: bool) -> list[float]:
+    """The calibration's inputs for a question's best candidate (see ``calibrate``)."""
+    return [best, best - second, cheap, float(missing), float(not stated)]
+
+
+def calibration_rows(
+    records: list[dict], cheap: dict[str, Any], model: Any | None, read: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per question: the judge features of the chosen candidate, whether it is right, whether answerable."""
+    pairs, owners = [], []
+    chosen: list[list[int]] = []
+    cheap_all: list[np.ndarray] = []
+    for r in records:
+        cands = r["candidates"]
+        if not cands:
+            chosen.append([])
+            cheap_all.append(np.zeros(0))
+            continue
+        logits = cheap_logits(cheap, np.asarray([c["features"] for c in cands], dtype=np.float32))
+        top = list(np.argsort(-logits, kind="stable")[:read])
+        chosen.append(top)
+        cheap_all.append(logits)
+        for i in top:
+            pairs.append((r["question"], second_segment(cands[i]["title"], cands[i]["text"])[0]))
+            owners.append(len(chosen) - 1)
+    reader = read_logits(model, pairs) if model is not None and pairs else None
+    x, right, answerable = [], [], []
+    at = 0
+    for r, top, logits in zip(records, chosen, cheap_all, strict=True):
+        if not top:
+            x.append(judge_features(-10.0, 0.0, -10.0, bool(r["missing"]), False))
+            right.append(0)
+            answerable.append(r["answerable"])
+            continue
+        scores = reader[at : at + len(top)] if reader is not None else logits[top]
+        at += len(top)
+        order = np.argsort(-scores, kind="stable")
+        best_i = top[order[0]]
+        second = float(scores[order[1]]) if len(order) > 1 else float(scores[order[0]]) - 5.0
+        c = r["candidates"][best_i]
+        stated = states_type(r["kind"], c["text"])
+        x.append(judge_features(float(scores[order[0]]), second, float(logits[best_i]), bool(r["missing"]), stated))
+        ok = r["answerable"] and any(a.lower() in c["text"].lower() for a in r["answers"])
+        right.append(int(ok))
+        answerable.append(r["answerable"])
+    return np.asarray(x, dtype=np.float32), np.asarray(right), np.asarray(answerable)
+
+
+def calibrate(x: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> dict[str, Any]:
+    """Logistic regression from the judge features to P(the shown sentence is right), and the threshold.
+
+    The threshold maximises the mean of answerable-answered and unanswerable-declined, keeping
+    answerable-answered at 0.92 or more where it can.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(C=1.0, max_iter=2000, random_state=SEED)
+    model.fit(x, right)
+    p = model.predict_proba(x)[:, 1]
+    grid = np.round(np.arange(0.02, 0.98, 0.01), 2)
+    best, best_value = 0.5, -1.0
+    table = []
+    for t in grid:
+        ans = float((p[answerable] >= t).mean()) if answerable.any() else 1.0
+        dec = float((p[~answerable] < t).mean()) if (~answerable).any() else 0.0
+        value = (ans + dec) / 2 - (0.0 if ans >= 0.92 else 1.0)
+        table.append((float(t), round(ans, 4), round(dec, 4)))
+        if value > best_value:
+            best, best_value = float(t), value
+    return {
+        "coef": model.coef_[0].tolist(),
+        "intercept": float(model.intercept_[0]),
+        "threshold": best,
+        "table": table,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--du2017", type=Path, required=True)
+    ap.add_argument("--v2", type=Path, required=True)
+    ap.add_argument("--data-files", type=Path, nargs="*", default=[], help="the SQuAD files, for their hashes")
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "model")
+    ap.add_argument("--layers", type=int, default=6)
+    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--read", type=int, default=8, help="candidates the reader reads per question")
+    ap.add_argument("--limit", type=int, default=0, help="train on this many examples only (a smoke run)")
+    ap.add_argument("--calibration-limit", type=int, default=0, help="calibrate on this many questions (a smoke run)")
+    args = ap.parse_args()
+    started = time.perf_counter()
+
+    def log(msg: str) -> None:
+        print(f"[{time.perf_counter() - started:7.1f}s] {msg}", flush=True)
+
+    rng = random.Random(SEED)
+    du, v2 = data.load_records(args.du2017), data.load_records(args.v2)
+    train, calibration = split(du, v2)
+    if args.calibration_limit:
+        calibration = rng.sample(calibration, args.calibration_limit)
+    log(f"{len(train)} training questions, {len(calibration)} calibration questions")
+    cheap = fit_cheap(train)
+    rows = examples(train, rng)
+    if args.limit:
+        rows = rng.sample(rows, args.limit)
+    log(f"{len(rows)} reader examples ({sum(r[2] for r in rows)} positive)")
+    model = train_reader(rows, args.layers, args.epochs, args.batch, log)
+    train_seconds = time.perf_counter() - started
+    log("calibrating")
+    cal_cheap = calibrate(*calibration_rows(calibration, cheap, None, args.read))
+    cal_reader = calibrate(*calibration_rows(calibration, cheap, model, args.read))
+    from .reader import save
+
+    meta = {
+        "seed": SEED,
+        "trained_on": "SQuAD train-du2017 articles 0-39, SQuAD v2.0 half articles 0-5",
+        "calibrated_on": "SQuAD train-du2017 articles 40-43, SQuAD v2.0 half articles 6-7",
+        "data_sha256": {p.name: data.file_sha256(p) for p in args.data_files},
+        "examples": len(rows),
+        "epochs": args.epochs,
+        "batch": args.batch,
+        "max_tokens": MAX_TOKENS,
+        "read": args.read,
+        "train_seconds": round(train_seconds, 1),
+    }
+    save(model, args.out, args.layers, meta)
+    (args.out / "cheap.json").write_text(json.dumps(cheap, indent=1) + "\n")
+    (args.out / "calibration.json").write_text(json.dumps({"cheap": cal_cheap, "reader": cal_reader}, indent=1) + "\n")
+    log(f"done; cheap threshold {cal_cheap['threshold']}, reader threshold {cal_reader['threshold']}")
+
+
+if __name__ == "__main__":
+    main()
