@@ -34,20 +34,22 @@ def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, list(args), input=input)
 
 
-def test_ask_prints_the_snippet_citation_and_score(cli_index):
+def test_ask_prints_the_snippet_citation_confidence_and_exact_answer(cli_index):
     result = run("ask", "What is the PJHQ being rebranded as?", "--index", str(cli_index), "-k", "1")
     assert result.exit_code == 0
     assert "Japan Joint Operations Center (J-JOC)" in result.output
     assert "us-japan-defense-cooperation-2024.txt, chars 5774-6001" in result.output
-    assert "(score " in result.output
+    assert "Answer (confidence 0." in result.output and "(confidence 0." in result.output
+    assert "Exact answer: “" in result.output and "Japan Joint Operations Center" in result.output.split("Exact")[1]
 
 
 def test_ask_json_is_the_whole_answer(cli_index):
     result = run("ask", "Who signed the MOU for the United States?", "--index", str(cli_index), "--json")
     data = json.loads(result.output)
-    assert data["abstained"] is False and len(data["snippets"]) == 3
-    assert "Lloyd Austin" in data["snippets"][0]["text"]
-    assert set(data["snippets"][0]["citation"]) == {"id", "source", "start", "end", "page"}
+    assert data["abstained"] is False and len(data["supporting"]) == 2
+    assert "Lloyd Austin" in data["answer"] and "Lloyd Austin" in data["phrase"]["text"]
+    assert set(data["citation"]) == {"id", "source", "start", "end", "page"}
+    assert data["confidence"] == data["phrase"]["confidence"] and data["scorer"].startswith("reader:")
 
 
 def test_ask_reads_the_question_from_stdin(cli_index):

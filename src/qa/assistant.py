@@ -267,5 +267,11 @@ class Assistant:
         old.close()
         return report
 
+    def __enter__(self) -> Assistant:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
         self.index.close()

@@ -477,6 +477,12 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
     show_default=True,
     help="Answer scorers to compare (comma-separated: reader, cheap, none; empty for retrieval only).",
 )
+@click.option(
+    "--modes",
+    default="dense,lexical,hybrid",
+    show_default=True,
+    help="Retrieval modes to compare (comma-separated; empty for none).",
+)
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write results JSON.")
 def eval_command(
     data: Path,
@@ -487,6 +493,7 @@ def eval_command(
     do_tune: bool,
     limit: int | None,
     scorers: str,
+    modes: str,
     out: Path | None,
 ) -> None:
     """Open retrieval and answers on SQuAD: v1.1 dev (retrieval modes and answer scorers side by side)
@@ -509,7 +516,11 @@ def eval_command(
         if do_tune:
             settings = evaluate.tune(assistant, questions, vectors, settings, lambda m: click.echo(m, err=True), limit)
             click.echo(f"best on articles 0-23: {settings}")
-        results = evaluate.evaluate(assistant, questions, vectors, settings.but(scorer="none"), limit)
+        wanted = tuple(m for m in (x.strip() for x in modes.split(",")) if m)
+        for mode in wanted:
+            if mode not in ("dense", "lexical", "hybrid"):
+                raise InputError(f"mode {mode!r} is not one of dense, lexical, hybrid")
+        results = evaluate.evaluate(assistant, questions, vectors, settings.but(scorer="none"), limit, wanted)
         results |= evaluate.evaluate_scorers(assistant, questions, vectors, settings, kinds, limit)
     click.echo(format_eval(results))
     if out is not None:
@@ -520,14 +531,17 @@ def format_eval(results: dict[str, dict[str, dict[str, Any]]]) -> str:
     """One table per kind of result: each row a mode and split, each column a measure."""
     lines: list[str] = []
     keys: list[str] = []
+    notes: list[str] = []
     for mode, splits in results.items():
         for name, m in splits.items():
-            row_keys = [k for k in m if k != "questions"]
+            if "calibration" in m:
+                notes.append(f"{mode} {name}: share right by confidence: {m['calibration']}")
+            row_keys = [k for k in m if k not in ("questions", "calibration")]
             if row_keys != keys:
                 keys = row_keys
                 lines += ["", f"{'mode':<14} {'split':<13} " + " ".join(f"{k:>22}" for k in keys)]
             lines.append(f"{mode:<14} {name:<13} " + " ".join(f"{m[k]!s:>22}" for k in keys))
-    return "\n".join(lines).strip("\n")
+    return "\n".join(lines + ([""] + notes if notes else [])).strip("\n")
 
 
 if __name__ == "__main__":

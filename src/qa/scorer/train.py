@@ -24,13 +24,15 @@ from typing import Any
 import numpy as np
 
 from . import data
-from .features import FEATURE_NAMES, states_type
+from .features import FEATURE_NAMES, key_terms, states_type
 from .reader import MAX_TOKENS, build_model, encode, second_segment
 
 SEED = 20261125
 DU_CALIBRATION = range(40, 44)
 V2_CALIBRATION = range(6, 8)
 NEGATIVES = 3
+UNANSWERABLE_REPEATS = 3
+SWAP_SHARE = 0.6
 
 
 def split(du: list[dict], v2: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -66,19 +68,57 @@ def cheap_logits(cheap: dict[str, Any], x: np.ndarray) -> np.ndarray:
 
 
 def examples(train: list[dict], rng: random.Random) -> list[tuple[str, str, int, int, int, int]]:
-    """(question, second segment, label, span start, span end, offset) pairs for the reader."""
+    """(question, second segment, label, span start, span end, offset) pairs for the reader.
+
+    Per answerable question: the answer sentence, the best-ranked wrong sentences and one drawn at
+    random. Per unanswerable question (SQuAD v2), its best-ranked sentences, repeated
+    ``UNANSWERABLE_REPEATS`` times, as they are few. And questions made unanswerable: the answer
+    sentence read with a question whose name or number was swapped for another of the same
+    article (``swapped``), the near miss a user's question about another year or person is.
+    """
     out = []
     for r in train:
         cands = r["candidates"]
         pos = [c for c in cands if c["label"] == 1]
         neg = [c for c in cands if c["label"] == 0]
         picked = neg[:NEGATIVES] + (rng.sample(neg[NEGATIVES:], 1) if len(neg) > NEGATIVES else [])
+        repeats = 1
         if not r["answerable"]:
-            picked = neg[: NEGATIVES + 1]
-        for c in pos[:1] + picked:
+            picked, repeats = neg[: NEGATIVES + 1], UNANSWERABLE_REPEATS
+        for c in (pos[:1] + picked) * repeats:
             second, at = second_segment(c["title"], c["text"])
             span = c["span"] if c["label"] == 1 and c["span"] else (-1, -1)
             out.append((r["question"], second, int(c["label"] == 1), span[0], span[1], at))
+    for question, c in swapped(train, rng):
+        second, at = second_segment(c["title"], c["text"])
+        out.append((question, second, 0, -1, -1, at))
+    return out
+
+
+def swapped(train: list[dict], rng: random.Random) -> list[tuple[str, dict]]:
+    """Answerable questions with one name or number that their answer sentence holds replaced by
+    another of the same kind from the same article's questions, paired with that sentence."""
+    pools: dict[tuple[int, bool], set[str]] = {}
+    for r in train:
+        for t in key_terms(r["question"]):
+            pools.setdefault((r["article"], any(ch.isdigit() for ch in t)), set()).add(t)
+    out = []
+    for r in train:
+        pos = [c for c in r["candidates"] if c["label"] == 1]
+        if not r["answerable"] or not pos or rng.random() > SWAP_SHARE:
+            continue
+        sentence = pos[0]["text"]
+        terms_here = [t for t in key_terms(r["question"]) if t in sentence]
+        if not terms_here:
+            continue
+        term = rng.choice(terms_here)
+        pool = sorted(
+            x
+            for x in pools.get((r["article"], any(ch.isdigit() for ch in term)), ())
+            if x not in sentence and x.lower() not in sentence.lower() and term not in x and x not in term
+        )
+        if pool:
+            out.append((r["question"].replace(term, rng.choice(pool)), pos[0]))
     return out
 
 
@@ -298,6 +338,8 @@ def main() -> None:
     if args.limit:
         rows = rng.sample(rows, args.limit)
     log(f"{len(rows)} reader examples ({sum(r[2] for r in rows)} positive)")
+    for q, sec, *_ in rng.sample(rows[-200:], 3):
+        log(f"e.g. {q!r} / {sec[:80]!r}")
     model = train_reader(rows, args.layers, args.epochs, args.batch, log)
     train_seconds = time.perf_counter() - started
     log("calibrating")

@@ -1,0 +1,137 @@
+"""The learned answer scorer with the shipped model: right sentence and phrase, or a reason to decline."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from qa import Assistant
+from qa.scorer import MODEL_DIR, AnswerScorer
+from qa.scorer.features import is_english_script, is_junk, key_terms, question_type
+from qa.serialize import answer_dict, schema
+
+from .conftest import ROOT, shared_path
+
+pytestmark = pytest.mark.slow
+QUESTIONS = json.loads((ROOT / "tests" / "data" / "seed_questions.json").read_text(encoding="utf-8"))
+SEED_TEXT = (ROOT / "corpus" / "us-japan-defense-cooperation-2024.txt").read_text(encoding="utf-8")
+
+
+def test_the_scorer_ships_inside_the_package_and_loads_offline(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    import qa
+
+    assert MODEL_DIR.is_relative_to(Path(qa.__file__).parent)
+    weights = MODEL_DIR / "reader.safetensors"
+    assert weights.stat().st_size < 40_000_000
+    card = json.loads((MODEL_DIR / "reader.json").read_text())
+    assert card["data_sha256"] and card["seed"]
+    scorer = AnswerScorer("reader")
+    assert 0.0 < scorer.threshold < 1.0
+    assert scorer._reader is not None
+
+
+def test_a_known_answer_gets_its_sentence_and_its_phrase(assistant: Assistant):
+    answer = assistant.ask("When is Prime Minister Kishida's state visit to the United States scheduled?")
+    assert not answer.abstained and answer.scorer.startswith("reader")
+    assert "April 10, 2024" in answer.best.text
+    assert answer.phrase is not None and "April 10" in answer.phrase.text
+    best, phrase = answer.best.citation, answer.phrase.citation
+    assert best.start <= phrase.start < phrase.end <= best.end
+    assert SEED_TEXT[phrase.start : phrase.end] == answer.phrase.text
+    assert assistant.cite(phrase.id).text == answer.phrase.text
+
+
+def test_every_answer_and_phrase_is_verbatim_at_its_offsets(assistant: Assistant):
+    for answer in assistant.ask_many([c["question"] for c in QUESTIONS["answerable"]], k=3):
+        for s in answer.snippets + answer.related + ((answer.phrase,) if answer.phrase else ()):
+            assert SEED_TEXT[s.citation.start : s.citation.end] == s.text
+
+
+def test_a_term_the_sources_never_use_is_named_in_the_reason(assistant: Assistant):
+    answer = assistant.ask("How many F-35 fighter jets has Japan ordered?")
+    assert answer.abstained and answer.reason == "the sources never mention 'F-35'"
+    assert answer.related
+
+
+def test_a_count_question_is_declined_when_no_passage_gives_a_number(tmp_path: Path, embedder):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "harbour.txt").write_text(
+        "The harbour committee meets in the old town hall. Its members discuss the ferry timetable and the "
+        "lighthouse repairs. The ferry crosses the bay to the island every morning. Fishermen sell their catch "
+        "on the quay beside the committee's office.\n"
+    )
+    Assistant.build(corpus, tmp_path / "index", embedder=embedder)
+    with Assistant.open(tmp_path / "index", embedder=embedder) as qa:
+        answer = qa.ask("How many members does the harbour committee have?")
+        assert answer.abstained
+        assert answer.reason == "no passage states a number, which the question asks for"
+        assert not qa.ask("Where does the harbour committee meet?").abstained
+
+
+def test_a_weak_best_candidate_is_declined_with_its_confidence(assistant: Assistant):
+    answer = assistant.ask("How long should I boil an egg to get a soft yolk?")
+    assert answer.abstained
+    assert answer.reason.startswith("no passage") and answer.confidence < AnswerScorer("reader").threshold
+
+
+def test_a_question_in_another_script_is_declined_with_that_reason(assistant: Assistant):
+    answer = assistant.ask("ما هي الصواريخ التي تنتجها اليابان؟")
+    assert answer.abstained and "English" in answer.reason
+    assert is_english_script("Which missiles does Japan produce?") and not is_english_script("ミサイルは何ですか")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [". . . . . . . . . . . .", "17", "iv", "— 12 —", "x = (a + b) / 2", "........ 45", "Chapter 3 .......... 17"],
+)
+def test_text_without_words_is_junk(text: str):
+    assert is_junk(text)
+
+
+def test_sentences_are_not_junk():
+    assert not is_junk("The ferry crosses the bay.")
+    assert not is_junk("SOSA looks to increase paths of acquisition.")
+
+
+def test_question_types_and_key_terms():
+    assert question_type("How many F-35 jets has Japan ordered?") == "count"
+    assert question_type("When was the treaty signed?") == "time"
+    assert question_type("Who leads the J-JOC?") == "person"
+    assert key_terms("How many F-35 fighter jets has Japan ordered in 2024?") == ["F-35", "Japan", "2024"]
+
+
+def test_dot_leaders_never_answer_and_france_is_declined(tmp_path: Path, embedder):
+    pdf = shared_path("pdfs", "GeoTopo-komprimiert.pdf")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(pdf, corpus / pdf.name)
+    shutil.copy(ROOT / "corpus" / "us-japan-defense-cooperation-2024.txt", corpus)
+    Assistant.build(corpus, tmp_path / "index", embedder=embedder)
+    with Assistant.open(tmp_path / "index", embedder=embedder) as qa:
+        answer = qa.ask("What is the capital of France?", k=5)
+        assert answer.abstained
+        for question in ("What is the capital of France?", "What is on page 3?", "table of contents"):
+            for s in qa.ask(question, k=5).snippets + qa.ask(question, k=5).related:
+                assert not is_junk(s.text), s.text
+
+
+def test_scorer_none_keeps_the_similarity_answer(assistant: Assistant):
+    before = assistant.settings
+    try:
+        assistant.settings = before.but(scorer="none")
+        answer = assistant.ask("What does SOSA do?")
+        assert answer.scorer == "none" and answer.phrase is None
+        assert "SOSA looks to increase paths of acquisition" in answer.best.text
+    finally:
+        assistant.settings = before
+
+
+def test_every_output_has_the_one_documented_shape(assistant: Assistant):
+    for question in ("What does SOSA do?", "How many F-35 fighter jets has Japan ordered?"):
+        jsonschema.validate(answer_dict(assistant.ask(question)), schema())
