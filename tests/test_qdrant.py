@@ -245,3 +245,16 @@ def test_a_cut_connection_mid_batch_gives_answers_or_one_line_errors_and_nothing
     assert direct.engine.count() == points  # nothing half-written or lost
     direct.engine.client.delete_collection(collection)
     shutil.rmtree(tmp_path / "q", ignore_errors=True)
+
+
+def test_an_update_without_a_backend_named_keeps_the_one_the_index_has(corpus, tmp_path):
+    """`qa serve` refreshing a stale index (Assistant.build with no backend) keeps it in Qdrant."""
+    emb = HashEmbedder()
+    settings = Settings().but(model=emb.name)
+    shard = tmp_path / "shard"
+    Assistant.build(corpus, tmp_path / "q", settings=settings, embedder=emb, backend=Backend(path=str(shard)))
+    (corpus / "extra.txt").write_text("Ferries cross the bay at dawn.\n")
+    report = Assistant.build(corpus, tmp_path / "q", settings=settings, embedder=emb)
+    assert report.embedded_chunks == 1
+    index = open_index(tmp_path / "q")
+    assert type(index).__name__ == "QdrantIndex" and index.manifest["backend"]["path"] == str(shard.resolve())

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cite as citing
-from .backends import Backend, open_index
+from .backends import Backend, backend_of, open_index
 from .build import Progress, build_index
 from .embed import Embedder, SentenceTransformerEmbedder
 from .errors import InputError
@@ -105,17 +105,20 @@ class Assistant:
         progress: bool = False,
         on_progress: Progress | None = None,
         wait_s: float = 0.0,
-        backend: Backend | None = None,
+        backend: Backend | None | str = "same",
         runner: RayRunner | None = None,
     ) -> BuildReport:
         """Index the files under ``corpus`` into ``index_dir``, reusing what has not changed.
 
-        ``backend``: keep vectors and search in Qdrant (``qa.backends.Backend``); default the folder.
+        ``backend``: keep vectors and search in Qdrant (``qa.backends.Backend``) or in the folder
+        (None); by default where the index in ``index_dir`` keeps them (the folder for a new one).
         ``runner``: parse and embed on a Ray cluster (``qa.raybuild.RayRunner``).
         """
         settings = settings or Settings()
         roots = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(p) for p in corpus]
         embedder = embedder or _embedder(settings)
+        if isinstance(backend, str):
+            backend = backend_of(Path(index_dir))
         return build_index(
             Path(index_dir),
             roots,

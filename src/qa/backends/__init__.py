@@ -69,6 +69,12 @@ class Backend:
         )
 
 
+def backend_of(index_dir: Path) -> Backend | None:
+    """The backend the index in ``index_dir`` was built with (None: the folder, or no index yet)."""
+    described = (read_manifest(index_dir) or {}).get("backend")
+    return Backend.from_manifest(described) if described else None
+
+
 def open_index(index_dir: Path, model: str | None = None, backend: Backend | None = None) -> Index:
     """Open the index in ``index_dir`` with whichever backend its manifest names."""
     manifest = read_manifest(index_dir)

@@ -674,26 +674,30 @@ class _Vectors:
     def shape(self) -> tuple[int, int]:
         return (self.index.chunk_count if self.kind == "c" else -1, self.dimension)
 
-    def prefetch(self, rows: Iterable[int]) -> None:
-        missing = [r for r in rows if r not in self._cache]
-        if self.kind == "c":
-            missing = [r for r in missing if r not in self.index._seen]
+    def prefetch(self, rows: Iterable[int]) -> dict[int, np.ndarray]:
+        """The vectors of ``rows`` that are known, reading the ones not kept yet in one request."""
+        have: dict[int, np.ndarray] = {}
+        missing = []
+        for r in rows:
+            seen = self.index._seen.get(r) if self.kind == "c" else None
+            vector = seen.dense if seen is not None else self._cache.get(r)
+            if vector is None:
+                missing.append(r)
+            else:
+                have[r] = vector
         if not missing:
-            return
+            return have
         pids = self.index.point_ids(self.kind, missing)
         found = self.index.engine.retrieve(list(pids.values()), self.using)
         if len(self._cache) + len(pids) > _CACHE_MAX:
             self._cache.clear()
         for row, pid in pids.items():
             if pid in found:
-                self._cache[row] = found[pid].astype(self.dtype)
+                have[row] = self._cache[row] = found[pid].astype(self.dtype)
+        return have
 
-    def _row(self, row: int) -> np.ndarray:
-        if self.kind == "c":
-            seen = self.index._seen.get(row)
-            if seen is not None and seen.dense is not None:
-                return seen.dense
-        vector = self._cache.get(row)
+    def _row(self, row: int, have: dict[int, np.ndarray]) -> np.ndarray:
+        vector = have.get(row)
         if vector is None:
             raise IndexFolderError(
                 f"{self.index.dir}: Qdrant has no {self.using} vector for row {row}; rebuild with `qa index --rebuild`"
@@ -705,7 +709,7 @@ class _Vectors:
             rows = list(range(*key.indices(1 << 62)))
         else:
             rows = [int(r) for r in np.atleast_1d(np.asarray(key))]
-        self.prefetch(rows)
+        have = self.prefetch(rows)
         if not rows:
             return np.zeros((0, self.dimension), dtype=self.dtype)
-        return np.stack([self._row(r) for r in rows]).astype(self.dtype, copy=False)
+        return np.stack([self._row(r, have) for r in rows]).astype(self.dtype, copy=False)
