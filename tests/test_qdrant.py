@@ -41,7 +41,7 @@ QUESTIONS = [
 
 def _pair(corpus: Path, tmp_path: Path, backend: Backend) -> tuple[Assistant, Assistant, HashEmbedder]:
     emb = HashEmbedder()
-    settings = Settings().but(model=emb.name)
+    settings = Settings().but(model=emb.name, scorer="none")
     build_fake(corpus, tmp_path / "embedded", emb, settings)
     build_fake(corpus, tmp_path / "qdrant", emb, settings, backend=backend)
     return (
@@ -87,7 +87,7 @@ def test_incremental_update_upserts_new_files_and_deletes_gone_ones(corpus, tmp_
     """Unchanged files keep their points (nothing re-embedded); a removed file's points are deleted."""
     backend = Backend(path=str(tmp_path / "shard"))
     emb = HashEmbedder()
-    settings = Settings().but(model=emb.name)
+    settings = Settings().but(model=emb.name, scorer="none")
     build_fake(corpus, tmp_path / "qdrant", emb, settings, backend=backend)
     index = open_index(tmp_path / "qdrant")
     points = index.engine.count()
@@ -132,8 +132,8 @@ def test_cli_index_ask_cite_and_reindex_keep_the_qdrant_backend(corpus, tmp_path
     base = ["--index", str(index_dir)]
     done = runner.invoke(main, ["index", str(corpus), *base, "--model", HashEmbedder.name, "--qdrant-path", str(shard)])
     assert done.exit_code == 0, done.output
-    answer = json.loads(runner.invoke(main, ["ask", "What does SOSA do?", *base, "--json"]).output)
-    cited = (answer["snippets"] or answer["related"])[0]["citation"]["id"]
+    answer = json.loads(runner.invoke(main, ["ask", "What does SOSA do?", *base, "--scorer", "none", "--json"]).output)
+    cited = (answer["citation"] or answer["supporting"][0]["citation"])["id"]
     assert runner.invoke(main, ["cite", cited, *base]).exit_code == 0
     assert runner.invoke(main, ["quote", "bring together industry", *base]).exit_code == 0
     again = runner.invoke(main, ["index", *base, "--json"])
@@ -226,7 +226,7 @@ def test_a_cut_connection_mid_batch_gives_answers_or_one_line_errors_and_nothing
     collection = f"qa-test-{uuid.uuid4().hex[:8]}"
     backend = Backend(url=f"http://127.0.0.1:{proxy.port}", collection=collection)
     emb = HashEmbedder()
-    settings = Settings().but(model=emb.name)
+    settings = Settings().but(model=emb.name, scorer="none")
     build_fake(corpus, tmp_path / "q", emb, settings, backend=backend)
     assistant = Assistant(open_index(tmp_path / "q"), emb, settings)
     points = assistant.index.engine.count()
@@ -250,7 +250,7 @@ def test_a_cut_connection_mid_batch_gives_answers_or_one_line_errors_and_nothing
 def test_an_update_without_a_backend_named_keeps_the_one_the_index_has(corpus, tmp_path):
     """`qa serve` refreshing a stale index (Assistant.build with no backend) keeps it in Qdrant."""
     emb = HashEmbedder()
-    settings = Settings().but(model=emb.name)
+    settings = Settings().but(model=emb.name, scorer="none")
     shard = tmp_path / "shard"
     Assistant.build(corpus, tmp_path / "q", settings=settings, embedder=emb, backend=Backend(path=str(shard)))
     (corpus / "extra.txt").write_text("Ferries cross the bay at dawn.\n")
