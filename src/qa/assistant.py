@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from . import cite as citing
+from .backends import Backend, backend_of, open_index
 from .build import Progress, build_index
 from .embed import Embedder, SentenceTransformerEmbedder
 from .errors import InputError
@@ -21,6 +22,7 @@ from .index import Index, file_reports, read_manifest
 from .ingest import SUPPORTED, discover
 from .lexical import terms
 from .quote import find_quote
+from .raybuild import RayRunner
 from .retrieve import Hit, dense_candidates, search
 from .scorer import AnswerScorer, candidates, cues, features, is_english_script
 from .settings import Settings
@@ -86,7 +88,7 @@ class Assistant:
         embedder: Embedder | None = None,
     ) -> Assistant:
         """Open a built index. ``model``, when given, must be the model the index was built with."""
-        index = Index.open(Path(index_dir), model)
+        index = open_index(Path(index_dir), model)
         settings = (settings or Settings()).but(
             model=index.manifest["model"]["name"], precision=index.manifest["model"].get("precision", "fp32")
         )
@@ -103,11 +105,20 @@ class Assistant:
         progress: bool = False,
         on_progress: Progress | None = None,
         wait_s: float = 0.0,
+        backend: Backend | None | str = "same",
+        runner: RayRunner | None = None,
     ) -> BuildReport:
-        """Index the files under ``corpus`` into ``index_dir``, reusing what has not changed."""
+        """Index the files under ``corpus`` into ``index_dir``, reusing what has not changed.
+
+        ``backend``: keep vectors and search in Qdrant (``qa.backends.Backend``) or in the folder
+        (None); by default where the index in ``index_dir`` keeps them (the folder for a new one).
+        ``runner``: parse and embed on a Ray cluster (``qa.raybuild.RayRunner``).
+        """
         settings = settings or Settings()
         roots = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(p) for p in corpus]
         embedder = embedder or _embedder(settings)
+        if isinstance(backend, str):
+            backend = backend_of(Path(index_dir))
         return build_index(
             Path(index_dir),
             roots,
@@ -117,6 +128,8 @@ class Assistant:
             progress=progress,
             on_progress=on_progress,
             wait_s=wait_s,
+            backend=backend,
+            runner=runner,
         )
 
     @staticmethod
@@ -261,9 +274,15 @@ class Assistant:
         roots = [Path(r) for r in self.index.manifest.get("roots", [])]
         embedder = self.embedder if isinstance(self.embedder, SentenceTransformerEmbedder) else None
         report = Assistant.build(
-            roots, self.index.dir, settings=self.settings, embedder=embedder, on_progress=on_progress, wait_s=600
+            roots,
+            self.index.dir,
+            settings=self.settings,
+            embedder=embedder,
+            on_progress=on_progress,
+            wait_s=600,
+            backend=getattr(self.index, "backend", None),
         )
-        old, self.index = self.index, Index.open(self.index.dir)
+        old, self.index = self.index, open_index(self.index.dir)
         old.close()
         return report
 

@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -36,6 +36,10 @@ from .ingest import SourceFile, discover, file_hash, read_bytes
 from .readers import Prepared, prepare_all
 from .settings import Settings
 from .types import BuildReport, Document, FileReport
+
+if TYPE_CHECKING:
+    from .backends import Backend
+    from .raybuild import RayRunner
 
 EMBED_BATCH = 256
 READ_WINDOW_BYTES = 256_000_000  # new files are parsed in groups of about this many bytes
@@ -74,10 +78,14 @@ def build_index(
     progress: bool = False,
     on_progress: Progress | None = None,
     wait_s: float = 0.0,
+    backend: Backend | None = None,
+    runner: RayRunner | None = None,
 ) -> BuildReport:
     """Index the supported files under ``roots`` into ``index_dir``; see the module docstring.
 
     The lock is taken before the model loads, so a second builder fails (or waits) at once.
+    ``backend``: keep the vectors and search in Qdrant instead of the folder (``qa.backends``).
+    ``runner``: parse and embed on a Ray cluster (``qa.raybuild``); the index is the same.
     """
     started = time.perf_counter()
     with build_lock(index_dir, wait_s):
@@ -86,20 +94,30 @@ def build_index(
         files, passed = discover(roots) if documents is None else ([], [])
         reports: list[FileReport] = [FileReport(name, "skipped", error=f"{name}: {why}") for name, why in passed]
         items: list[SourceFile | Document] = list(files) if documents is None else list(documents)
-        docs, skipped_files, fresh = _read_all(items, previous, settings, tokenizer, reports, progress, on_progress)
+        docs, skipped_files, fresh = _read_all(
+            items, previous, settings, tokenizer, reports, progress, on_progress, runner
+        )
         if not any(d.chunks for d in docs):
             raise IngestError(
                 f"nothing could be indexed from {', '.join(str(r) for r in roots)} "
                 f"({len(reports)} file(s) skipped); add .txt, .md or .pdf files"
             )
-        unchanged = previous is not None and not fresh and _same_sources(previous, docs, roots, skipped_files)
+        unchanged = (
+            previous is not None
+            and not fresh
+            and _same_sources(previous, docs, roots, skipped_files)
+            and _same_backend(previous, backend)
+        )
         if unchanged:
             return BuildReport(tuple(reports), time.perf_counter() - started, 0)
-        embedded = _embed_fresh(docs, embedder, settings, dimension, progress, on_progress)
+        embedded = _embed_fresh(docs, embedder, settings, dimension, progress, on_progress, runner)
         manifest = _manifest(settings, embedder, dimension, tokenizer, roots, docs, skipped_files)
         staging = staging_folder(index_dir)
         try:
-            _write(staging, manifest, docs, settings, dimension)
+            if backend is None:
+                _write(staging, manifest, docs, settings, dimension)
+            else:
+                _write_backend(staging, manifest, docs, settings, backend, previous)
             publish(index_dir, staging)
         except BaseException:
             import shutil
@@ -108,18 +126,26 @@ def build_index(
             raise
         if previous is not None:
             previous.close()
+        if backend is not None:
+            from .backends.qdrant import drop_gone
+
+            drop_gone(backend, previous.manifest if previous is not None else None, manifest)
         clean_up(index_dir)
         return BuildReport(tuple(reports), time.perf_counter() - started, embedded)
 
 
 def _reusable(index_dir: Path, settings: Settings) -> Index | None:
-    """The previous index when its vectors can be reused (same model and chunk settings)."""
+    """The previous index when its vectors can be reused (same model and chunk settings), whatever its backend."""
     try:
         manifest = read_manifest(index_dir)
         if manifest is None:
             return None
         if manifest["model"]["name"] != settings.model or manifest["settings"] != settings.index_fields():
             return None
+        if manifest.get("backend"):  # its vectors are in Qdrant; any backend can take them over
+            from .backends import open_index
+
+            return open_index(index_dir)
         return Index.open(index_dir)
     except QAError:
         return None  # a damaged previous index is simply rebuilt
@@ -133,6 +159,7 @@ def _read_all(
     reports: list[FileReport],
     progress: bool,
     on_progress: Progress | None,
+    runner: RayRunner | None = None,
 ) -> tuple[list[_Doc], dict[str, dict[str, Any]], bool]:
     """Read, or take over from ``previous``, every file; returns docs, skipped files, and whether any is new.
 
@@ -157,7 +184,8 @@ def _read_all(
         _tick(bar, on_progress, "reading", done, len(files))
 
     def parse_held() -> None:
-        prepared.update(zip(held, prepare_all([(files[i], held[i]) for i in held], tick), strict=True))
+        prepare = runner.prepare_all if runner is not None else prepare_all
+        prepared.update(zip(held, prepare([(files[i], held[i]) for i in held], tick), strict=True))
         held.clear()
 
     for n, file in enumerate(files):
@@ -269,6 +297,12 @@ def _take_over(previous: Index, doc_id: str, source: str) -> _Doc | None:
     )
 
 
+def _same_backend(previous: Index, backend: Backend | None) -> bool:
+    """Whether ``previous`` keeps its vectors where this build is to put them."""
+    described = previous.manifest.get("backend")
+    return not described if backend is None else backend.same_place(described)
+
+
 def _same_sources(previous: Index, docs: list[_Doc], roots: list[Path], skipped: dict[str, dict[str, Any]]) -> bool:
     """Whether the new manifest would say what the old one says (then nothing is written)."""
     old = previous.manifest
@@ -293,6 +327,7 @@ def _embed_fresh(
     dimension: int,
     progress: bool,
     on_progress: Progress | None,
+    runner: RayRunner | None = None,
 ) -> int:
     """Embed the chunks of new documents, and their sentences in the same pass."""
     work: list[tuple[_Doc, int, str, list[tuple[int, int]], list[int]]] = []
@@ -312,7 +347,16 @@ def _embed_fresh(
     total = len(work)
     bar = _bar(total, "embedding", "chunk", progress)
     results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-    for at in range(0, total, EMBED_BATCH):
+    if runner is not None:  # the same batches, each embedded whole by one Ray worker
+        starts = range(0, total, EMBED_BATCH)
+        done = runner.embed_batches(
+            [([w[2] for w in work[a : a + EMBED_BATCH]], [w[3] for w in work[a : a + EMBED_BATCH]]) for a in starts]
+        )
+        for at, (vectors, pooled) in zip(starts, done, strict=True):
+            for k in range(len(vectors)):
+                results[at + k] = (vectors[k], pooled[k])
+        _tick(None, on_progress, "embedding", total, total)
+    for at in range(0, total if runner is None else 0, EMBED_BATCH):
         batch = work[at : at + EMBED_BATCH]
         vectors, pooled = embed_with_spans(embedder, [w[2] for w in batch], [w[3] for w in batch])
         for k in range(len(batch)):
@@ -387,6 +431,16 @@ def _write(staging: Path, manifest: dict[str, Any], docs: list[_Doc], settings: 
         texts,
         dense,
     )
+
+
+def _write_backend(
+    staging: Path, manifest: dict[str, Any], docs: list[_Doc], settings: Settings, backend: Backend, previous: Any
+) -> None:
+    from .backends.qdrant import write
+
+    docs = sorted(docs, key=lambda d: d.document.source)
+    texts = [chunk_texts(d.document, d.chunks, settings.title_in_chunks) for d in docs]
+    write(staging, manifest, docs, texts, backend, previous.manifest if previous is not None else None)
 
 
 def _bar(total: int, what: str, unit: str, show: bool):  # type: ignore[no-untyped-def]

@@ -109,6 +109,17 @@ def main() -> None:
     help="FAISS index: exact (flat) up to 200k chunks, then HNSW, unless set.",
 )
 @click.option("--wait", type=float, default=0.0, help="Seconds to wait for another build to finish.")
+@click.option(
+    "--backend",
+    type=click.Choice(["embedded", "qdrant"]),
+    default=None,
+    help="Where vectors and search live: the index folder (default) or Qdrant (kept from the last build).",
+)
+@click.option("--qdrant-path", type=click.Path(file_okay=False), default=None, help="Qdrant in this process, in DIR.")
+@click.option("--qdrant-url", default=None, envvar="QA_QDRANT_URL", help="A Qdrant server [env QA_QDRANT_URL].")
+@click.option("--collection", default=None, help="Qdrant collection name (default qa).")
+@click.option("--workers", type=int, default=None, help="Parse and embed on a local Ray cluster of N workers.")
+@click.option("--ray", "ray_address", default=None, metavar="ADDRESS", help="Parse and embed on this Ray cluster.")
 @json_option
 def index_command(
     paths: tuple[Path, ...],
@@ -121,6 +132,12 @@ def index_command(
     max_file_mb: float | None,
     dense_index: str,
     wait: float,
+    backend: str | None,
+    qdrant_path: str | None,
+    qdrant_url: str | None,
+    collection: str | None,
+    workers: int | None,
+    ray_address: str | None,
     as_json: bool,
 ) -> None:
     """Index PATHS (files or folders of .txt, .md, .pdf); default: the folders indexed last, or corpus/.
@@ -150,11 +167,59 @@ def index_command(
         changes.setdefault("precision", manifest["model"].get("precision", "fp32"))
     settings = Settings().but(dense_index=dense_index, **changes)
     roots = list(paths) or [Path(r) for r in (manifest or {}).get("roots", [])] or [Path(DEFAULT_CORPUS)]
-    report = Assistant.build(roots, index_dir, settings=settings, rebuild=rebuild, progress=not as_json, wait_s=wait)
+    store = _backend(backend, qdrant_path, qdrant_url, collection, manifest)
+    runner = _runner(settings, workers, ray_address)
+    try:
+        report = Assistant.build(
+            roots,
+            index_dir,
+            settings=settings,
+            rebuild=rebuild,
+            progress=not as_json,
+            wait_s=wait,
+            backend=store,
+            runner=runner,
+        )
+    finally:
+        if runner is not None:
+            runner.close()
     if as_json:
         _emit_json(to_data(report))
     else:
         _print_report(report)
+
+
+def _backend(name: str | None, path: str | None, url: str | None, collection: str | None, manifest: Any) -> Any:
+    """The index's backend from the flags, else the one it was built with (None: the folder)."""
+    from .backends import Backend
+
+    if name is None and (path or collection or (url and not manifest)):
+        name = "qdrant" if path or collection or url else None
+    previous = (manifest or {}).get("backend")
+    if name is None:
+        return Backend.from_manifest(previous, url) if previous else None
+    if name == "embedded":
+        return None
+    if path is None and url is None and previous:
+        path, url = previous.get("path"), previous.get("url")
+    return Backend(path, url, collection or (previous or {}).get("collection") or "qa")
+
+
+def _runner(settings: Settings, workers: int | None, address: str | None) -> Any:
+    """A Ray runner for ``--workers``/``--ray``, or None for a build in this process."""
+    if workers is None and address is None:
+        return None
+    if workers is not None and workers < 1:
+        raise InputError(f"--workers ({workers}) must be at least 1")
+    import functools
+
+    from .embed import SentenceTransformerEmbedder
+    from .raybuild import RayRunner
+
+    make = functools.partial(
+        SentenceTransformerEmbedder, settings.model, batch_size=settings.batch_size, precision=settings.precision
+    )
+    return RayRunner(make, workers or 2, address)
 
 
 def _print_report(report: BuildReport) -> None:
@@ -236,10 +301,10 @@ def _snippet_lines(
 @json_option
 def cite_command(citation_id: str, index_dir: Path, context: int, as_json: bool) -> None:
     """Show the passage CITATION_ID points to, in its context."""
+    from .backends import open_index
     from .cite import resolve
-    from .index import Index
 
-    passage = resolve(Index.open(index_dir), citation_id, context)
+    passage = resolve(open_index(index_dir), citation_id, context)
     if as_json:
         _emit_json(to_data(passage))
     else:
@@ -355,14 +420,14 @@ def _progress(total: int, show: bool):  # type: ignore[no-untyped-def]
 @json_option
 def quote_command(text: str | None, from_file: Path | None, index_dir: Path, limit: int, as_json: bool) -> None:
     """Find every place TEXT (or --file, or - for stdin) comes from: exact, normalised, then close matches."""
-    from .index import Index
+    from .backends import open_index
     from .quote import find_quote
 
     if from_file is not None:
         text = from_file.read_text(encoding="utf-8", errors="replace")
     elif text is None or text == "-":
         text = sys.stdin.read()
-    matches = find_quote(Index.open(index_dir), text, limit)
+    matches = find_quote(open_index(index_dir), text, limit)
     if as_json:
         _emit_json(to_data(matches))
         return
@@ -440,9 +505,10 @@ def remove_command(source: str, index_dir: Path, as_json: bool) -> None:
 @json_option
 def sources_command(index_dir: Path, as_json: bool) -> None:
     """List the indexed and skipped files with their ingest report."""
-    from .index import Index, file_reports
+    from .backends import open_index
+    from .index import file_reports
 
-    reports = file_reports(Index.open(index_dir).manifest)
+    reports = file_reports(open_index(index_dir).manifest)
     if as_json:
         _emit_json(to_data(reports))
     else:

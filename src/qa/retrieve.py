@@ -100,6 +100,8 @@ def search(
     n = min(settings.candidates, index.chunk_count)
     if n == 0:
         return []
+    if hasattr(index, "hybrid_search"):  # qa.backends: both candidate lists in one request, fused as below
+        return index.hybrid_search(query, query_terms, settings)
     if dense_ids is None:
         dense_ids = dense_candidates(index, query.reshape(1, -1), settings)[0]
     lexical_all = index.lexical.scores(query_terms)
