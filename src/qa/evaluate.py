@@ -252,7 +252,9 @@ V2_REPORT_ARTICLES = range(8, 16)
 
 def has_unanswerable(path: Path) -> bool:
     """Whether a SQuAD file marks questions ``is_impossible`` (SQuAD v2.0)."""
-    return '"is_impossible": true' in Path(path).read_text(encoding="utf-8")
+    import re
+
+    return re.search(r'"is_impossible"\s*:\s*true', Path(path).read_text(encoding="utf-8")) is not None
 
 
 def load_all(path: Path) -> tuple[list[Document], list[Any]]:
