@@ -304,6 +304,7 @@ class LiveIndex:
         self._stamp = current_stamp(index.dir)
         self._readers: dict[int, int] = {}  # id(Index) -> requests reading it
         self._lock = threading.Lock()
+        self._pinned = threading.local()  # the generation this thread is reading, inside `reading`
         self._refused: str | None = None
 
     @property
@@ -318,14 +319,24 @@ class LiveIndex:
 
     @contextmanager
     def reading(self) -> Iterator[Index]:
-        """The newest generation, kept open until the block ends even if a newer one comes."""
+        """The newest generation, kept open until the block ends even if a newer one comes.
+
+        Blocks nest: inside one, this thread keeps reading the same generation (an answer and
+        the passage of its citation come from one index).
+        """
+        pinned = getattr(self._pinned, "index", None)
+        if pinned is not None:
+            yield pinned
+            return
         with self._lock:
             self._refresh()
             index = self._index
             self._readers[id(index)] = self._readers.get(id(index), 0) + 1
+        self._pinned.index = index
         try:
             yield index
         finally:
+            self._pinned.index = None
             with self._lock:
                 left = self._readers[id(index)] - 1
                 if left:

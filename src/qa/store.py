@@ -24,6 +24,7 @@ import errno
 import fcntl
 import os
 import shutil
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,12 +48,14 @@ def rebuild_hint(index_dir: Path) -> str:
     return f"rebuild it with `qa index --rebuild --index {index_dir}`"
 
 
-def _oserror(index_dir: Path, exc: OSError, doing: str) -> IndexFolderError:
-    reason = exc.strerror or " ".join(str(exc).split())[:160]
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
-        what = "free some disk space and run the build again"
-    elif exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
-        what = "use --index with a folder you can write to"
+def _oserror(index_dir: Path, exc: Exception, doing: str) -> IndexFolderError:
+    """A one-line error for a failed write: what failed, why, that nothing changed, what to do."""
+    code = getattr(exc, "errno", None)
+    reason = getattr(exc, "strerror", None) or " ".join(str(exc).split())[:160]
+    if code in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or not isinstance(exc, OSError):
+        what = "check that the disk has space and run the build again"
+    elif code in (errno.EROFS, errno.EACCES, errno.EPERM):
+        what = "make the folder writable, or use --index to build another"
     else:
         what = "fix that and run the build again"
     return IndexFolderError(f"{index_dir}: {doing} failed ({reason}); the previous index is unchanged; {what}")
@@ -147,7 +150,11 @@ class Transaction:
             self._staging.mkdir(parents=True)
             write(self._staging)
             self.published = publish(self.index_dir, self._staging)
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:  # a full disk, a quota, a file size limit, a read-only folder
+            raise _oserror(self.index_dir, exc, "writing the new index") from None
+        except RuntimeError as exc:
+            if "write" not in str(exc).lower():  # FAISS reports a failed write as a RuntimeError
+                raise
             raise _oserror(self.index_dir, exc, "writing the new index") from None
         self._staging = None
         return self.published

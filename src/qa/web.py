@@ -112,17 +112,18 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     """The whole UI over one Assistant (chat, citation lookup, batch, sources)."""
 
     def ask(question: str, history: list[dict[str, Any]] | None, k: float) -> tuple[Any, Any, str, str]:
-        try:
-            answer = assistant.ask(question, k=int(k))
-        except QAError as exc:
-            raise _fail(exc) from None
+        with assistant.reading():  # the answer and its first passage from one generation
+            try:
+                answer = assistant.ask(question, k=int(k))
+            except QAError as exc:
+                raise _fail(exc) from None
+            choices = answer_citations(answer)
+            first = choices[0][1] if choices else None
+            viewer = passage_html(assistant.cite(first)) if first else ""
         history = list(history or []) + [
             {"role": "user", "content": answer.question},
             {"role": "assistant", "content": answer_markdown(answer)},
         ]
-        choices = answer_citations(answer)
-        first = choices[0][1] if choices else None
-        viewer = passage_html(assistant.cite(first)) if first else ""
         return history, gr.update(choices=choices, value=first), viewer, ""
 
     def show(citation_id: str | None) -> str:
