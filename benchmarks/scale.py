@@ -112,9 +112,9 @@ def squad_index(data: Path, work: Path, settings, embedder) -> tuple[Path, float
 
 
 def build(size: int, data: Path, work: Path) -> dict:
+    from qa.assistant import embedder_for
     from qa.build import chunk_texts
     from qa.dense import dense_description, make_dense
-    from qa.embed import SentenceTransformerEmbedder
     from qa.index import Index
     from qa.manifest import FORMAT_VERSION, Manifest
     from qa.settings import Settings
@@ -123,7 +123,7 @@ def build(size: int, data: Path, work: Path) -> dict:
     from qa.writer import write_generation
 
     settings = Settings()
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    embedder = embedder_for(settings)
     squad_dir, squad_s, embedded = squad_index(data, work, settings, embedder)
     row: dict = {"size": size}
     if size <= 2547:
@@ -191,9 +191,9 @@ def build(size: int, data: Path, work: Path) -> dict:
             "name": settings.model,
             "dimension": dim,
             "max_tokens": embedder.tokenizer.max_tokens,
-            "precision": settings.precision,
+            "precision": embedder.precision,
         },
-        "settings": settings.index_fields(),
+        "settings": {**settings.index_fields(), "precision": embedder.precision},
         "dense": described,
         "roots": [],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
