@@ -22,9 +22,9 @@ import numpy as np
 from common import emit, machine
 
 from qa import Assistant, Settings
+from qa.assistant import embedder_for
 from qa.build import build_index, chunk_texts
 from qa.chunk import chunk_document
-from qa.embed import SentenceTransformerEmbedder
 from qa.evaluate import load_squad
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +44,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = Settings(precision=args.precision)
     docs, questions = load_squad(args.data)
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    embedder = embedder_for(settings)
     embedder.embed(["warm up"])
     texts = []
     for d in docs:

@@ -48,8 +48,8 @@ os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 import numpy as np  # noqa: E402
 
 from qa import Settings  # noqa: E402
+from qa.assistant import embedder_for  # noqa: E402
 from qa.build import build_index  # noqa: E402
-from qa.embed import SentenceTransformerEmbedder  # noqa: E402
 from qa.evaluate import REPORT_ARTICLES, load_squad, prepare  # noqa: E402
 from qa.settings import native_bf16  # noqa: E402
 
@@ -73,7 +73,7 @@ def recalls(ranks: list[int | None]) -> dict[str, float]:
 
 def run_qa(data: Path, work: Path, settings: Settings, limit: int) -> tuple[dict, list]:
     docs, _ = load_squad(data)
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    embedder = embedder_for(settings)
     embedder.embed(["warm up"])  # loads the model outside the timing
     with tempfile.TemporaryDirectory(prefix="qa-peers-") as tmp:
         started = time.perf_counter()

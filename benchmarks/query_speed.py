@@ -21,7 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
-from qa.index import make_dense
+from qa.dense import make_dense
 from qa.retrieve import fuse
 from qa.settings import Settings
 

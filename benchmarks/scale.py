@@ -112,14 +112,18 @@ def squad_index(data: Path, work: Path, settings, embedder) -> tuple[Path, float
 
 
 def build(size: int, data: Path, work: Path) -> dict:
+    from qa.assistant import embedder_for
     from qa.build import chunk_texts
-    from qa.embed import SentenceTransformerEmbedder
-    from qa.index import FORMAT_VERSION, Index, dense_description, make_dense, publish, staging_folder, write_generation
+    from qa.dense import dense_description, make_dense
+    from qa.index import Index
+    from qa.manifest import FORMAT_VERSION, Manifest
     from qa.settings import Settings
+    from qa.store import transaction
     from qa.types import Document
+    from qa.writer import write_generation
 
     settings = Settings()
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    embedder = embedder_for(settings)
     squad_dir, squad_s, embedded = squad_index(data, work, settings, embedder)
     row: dict = {"size": size}
     if size <= 2547:
@@ -187,9 +191,9 @@ def build(size: int, data: Path, work: Path) -> dict:
             "name": settings.model,
             "dimension": dim,
             "max_tokens": embedder.tokenizer.max_tokens,
-            "precision": settings.precision,
+            "precision": embedder.precision,
         },
-        "settings": settings.index_fields(),
+        "settings": {**settings.index_fields(), "precision": embedder.precision},
         "dense": described,
         "roots": [],
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -198,11 +202,12 @@ def build(size: int, data: Path, work: Path) -> dict:
         "skipped": {},
         "note": "benchmarks/scale.py: SQuAD dev paragraphs plus distractors of real sentences",
     }
-    index_dir.mkdir(parents=True, exist_ok=True)
-    staging = staging_folder(index_dir)
     started = time.perf_counter()
-    write_generation(staging, manifest, docs, chunk_vectors, sentence_vectors, texts, dense)
-    publish(index_dir, staging)
+    parsed = Manifest.from_json(manifest, index_dir)
+    with transaction(index_dir) as txn:
+        txn.publish(
+            lambda staging: write_generation(staging, parsed, docs, chunk_vectors, sentence_vectors, texts, dense)
+        )
     row["write_s"] = round(time.perf_counter() - started, 1)  # SQLite, vectors, FAISS file and BM25
     row["build_peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     row["index_dir"] = str(index_dir)
@@ -303,7 +308,7 @@ def serve(index_dir: Path, data: Path, work: Path, questions: int, batch: int, l
     gen = index.gen
     return {
         "chunks": index.chunk_count,
-        "dense_index": index.manifest["dense"]["type"],
+        "dense_index": index.manifest.dense["type"],
         "cold_open_s": round(open_s, 2),
         "model_load_s": round(model_s, 2),
         "cold_first_question_s": round(first_s, 2),

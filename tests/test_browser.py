@@ -80,3 +80,44 @@ def test_ask_shows_cited_snippet_and_opens_the_citation(browser, page_url):
     page.wait_for_timeout(1500)  # let the source viewer finish its update before the picture
     page.screenshot(path=str(ARTIFACTS / "abstain.png"), full_page=True)
     page.close()
+
+
+def test_remove_asks_for_confirmation_and_does_nothing_when_cancelled(browser, tmp_path, embedder):
+    from qa import Assistant
+    from qa.web import build_app, launch
+
+    from .conftest import SEED_FILE
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(SEED_FILE, corpus / "seed.txt")
+    (corpus / "owls.txt").write_text("Owls hunt at night.\n")
+    Assistant.build(corpus, tmp_path / "index", embedder=embedder)
+    assistant = Assistant.open(tmp_path / "index", embedder=embedder)
+    port = free_port()
+    demo = launch(build_app(assistant), port=port, block=False)
+    try:
+        page = browser.new_page(viewport={"width": 1366, "height": 900})
+        page.goto(f"http://127.0.0.1:{port}/", wait_until="networkidle")
+        page.get_by_role("tab", name="Sources").click()
+        page.get_by_label("Source to remove").click()
+        page.get_by_role("option", name="owls.txt").click()
+        dialogs: list[str] = []
+
+        def answer(dialog, accept: bool) -> None:  # type: ignore[no-untyped-def]
+            dialogs.append(dialog.message)
+            dialog.accept() if accept else dialog.dismiss()
+
+        page.once("dialog", lambda d: answer(d, False))
+        page.get_by_role("button", name="Remove from index").click()
+        page.get_by_text("Nothing removed").wait_for(timeout=15_000)
+        assert "owls.txt" in assistant.manifest.files and "Remove owls.txt from the index?" in dialogs[0]
+        page.get_by_label("Source to remove").click()
+        page.get_by_role("option", name="owls.txt").click()
+        page.once("dialog", lambda d: answer(d, True))
+        page.get_by_role("button", name="Remove from index").click()
+        page.get_by_text("Removed owls.txt from the index").wait_for(timeout=60_000)
+        assert "owls.txt" not in assistant.manifest.files and (corpus / "owls.txt").exists()
+        page.close()
+    finally:
+        demo.close()

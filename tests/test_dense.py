@@ -10,9 +10,10 @@ import faiss
 import numpy as np
 import pytest
 
-import qa.index
+import qa.dense
 from qa import Assistant, Settings
-from qa.index import FLAT_MAX, Index, dense_description, dense_kind, make_dense
+from qa.dense import FLAT_MAX, dense_description, dense_kind, make_dense
+from qa.index import Index
 from qa.retrieve import dense_candidates
 
 from .conftest import ROOT, SEED_FILE, build_fake
@@ -36,21 +37,21 @@ def test_exact_search_up_to_the_threshold_then_hnsw_unless_told():
     assert dense_kind("hnsw", 10) == "hnsw"
     described = dense_description("auto", FLAT_MAX + 1)
     assert described["type"] == "hnsw" and described["requested"] == "auto"
-    assert described["exact_up_to"] == FLAT_MAX and described["m"] == qa.index.HNSW_M
+    assert described["exact_up_to"] == FLAT_MAX and described["m"] == qa.dense.HNSW_M
 
 
 def test_the_manifest_records_the_choice_and_the_index_is_that_kind(tmp_path, monkeypatch):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(SEED_FILE, corpus / "seed.txt")
-    monkeypatch.setattr(qa.index, "FLAT_MAX", 5)  # the seed corpus has more chunks than that
+    monkeypatch.setattr(qa.dense, "FLAT_MAX", 5)  # the seed corpus has more chunks than that
     build_fake(corpus, tmp_path / "auto")
     auto = Index.open(tmp_path / "auto")
-    assert auto.manifest["dense"]["type"] == "hnsw" and auto.manifest["dense"]["requested"] == "auto"
+    assert auto.manifest.dense["type"] == "hnsw" and auto.manifest.dense["requested"] == "auto"
     assert isinstance(auto.dense, faiss.IndexHNSWSQ)
     build_fake(corpus, tmp_path / "flat", settings=Settings(dense_index="flat"))
     flat = Index.open(tmp_path / "flat")
-    assert flat.manifest["dense"] == {"type": "flat", "requested": "flat", "exact_up_to": 5}
+    assert flat.manifest.dense == {"type": "flat", "requested": "flat", "exact_up_to": 5}
     assert isinstance(flat.dense, faiss.IndexFlatIP)
 
 
@@ -93,7 +94,7 @@ def test_hnsw_index_answers_the_sample_questions_as_exact_search_does(seed_corpu
     Assistant.build(seed_corpus, tmp_path / "hnsw", embedder=embedder, settings=Settings(dense_index="hnsw"))
     approximate = Assistant.open(tmp_path / "hnsw", embedder=embedder)
     exact = Assistant.open(seed_index, embedder=embedder)
-    assert approximate.index.manifest["dense"]["type"] == "hnsw"
+    assert approximate.manifest.dense["type"] == "hnsw"
     questions = [q["question"] for q in QUESTIONS["answerable"]]
     same = sum(
         a.snippets[0].text == b.snippets[0].text

@@ -8,7 +8,9 @@ import pytest
 
 from qa import Assistant, Settings
 from qa.errors import IndexFolderError, IndexLockedError, IngestError
-from qa.index import Index, build_lock, current_generation
+from qa.index import Index
+from qa.settings import auto_precision
+from qa.store import build_lock, current_generation
 
 from .conftest import HashEmbedder, build_fake
 
@@ -16,16 +18,12 @@ from .conftest import HashEmbedder, build_fake
 def test_manifest_describes_the_index(corpus, tmp_path):
     report = build_fake(corpus, tmp_path / "index")
     manifest = Index.open(tmp_path / "index").manifest
-    assert manifest["format"] == 1
-    assert manifest["model"] == {
-        "name": "hash-embedder",
-        "dimension": 64,
-        "max_tokens": 254,
-        "precision": Settings().precision,
-    }
-    assert manifest["settings"] == Settings().index_fields()
-    assert set(manifest["files"]) == {"seed.txt", "notes.md"}
-    assert all(len(f["sha256"]) == 64 for f in manifest["files"].values())
+    assert manifest.format == 1
+    assert (manifest.model, manifest.dimension, manifest.max_tokens) == ("hash-embedder", 64, 254)
+    assert manifest.precision == auto_precision()  # "auto" is recorded as what it was on this CPU
+    assert manifest.settings() == Settings(model="hash-embedder", precision=auto_precision())
+    assert set(manifest.files) == {"seed.txt", "notes.md"}
+    assert all(len(f.sha256) == 64 for f in manifest.files.values())
     assert report.count("indexed") == 2
 
 
@@ -47,7 +45,7 @@ def test_changed_and_deleted_files_are_updated(corpus, tmp_path):
     assert report.embedded_chunks == 1
     (corpus / "notes.md").unlink()
     build_fake(corpus, tmp_path / "index")
-    assert set(Index.open(tmp_path / "index").manifest["files"]) == {"seed.txt"}
+    assert set(Index.open(tmp_path / "index").manifest.files) == {"seed.txt"}
 
 
 def test_reused_chunks_keep_the_same_citation_ids(corpus, tmp_path):
@@ -80,7 +78,7 @@ def test_a_bad_file_is_reported_and_the_rest_indexed(corpus, tmp_path):
     skipped = {f.source: f.error for f in report.files if f.status == "skipped"}
     assert set(skipped) == {"empty.txt", "bad.pdf"}
     assert report.count("indexed") == 2
-    assert set(Index.open(tmp_path / "index").manifest["skipped"]) == {"empty.txt", "bad.pdf"}
+    assert set(Index.open(tmp_path / "index").manifest.skipped) == {"empty.txt", "bad.pdf"}
 
 
 def test_a_corpus_with_nothing_readable_is_an_error_and_keeps_the_old_index(corpus, tmp_path):
@@ -89,7 +87,7 @@ def test_a_corpus_with_nothing_readable_is_an_error_and_keeps_the_old_index(corp
     empty.mkdir()
     with pytest.raises(IngestError, match="nothing could be indexed"):
         build_fake(empty, tmp_path / "index")
-    assert Index.open(tmp_path / "index").manifest["files"]
+    assert Index.open(tmp_path / "index").manifest.files
 
 
 def test_opening_with_another_model_is_a_clear_error(corpus, tmp_path):
@@ -137,7 +135,7 @@ def test_a_newly_skipped_file_is_recorded_even_when_nothing_else_changed(corpus,
     build_fake(corpus, tmp_path / "index")
     (corpus / "empty.txt").write_text("")
     build_fake(corpus, tmp_path / "index")
-    assert set(Index.open(tmp_path / "index").manifest["skipped"]) == {"empty.txt"}
+    assert set(Index.open(tmp_path / "index").manifest.skipped) == {"empty.txt"}
 
 
 def test_same_names_under_different_roots_are_all_indexed(tmp_path):
@@ -148,4 +146,4 @@ def test_same_names_under_different_roots_are_all_indexed(tmp_path):
         (root / "README.md").write_text(f"# {name}\n\nNotes from folder {name} about otters.")
         roots.append(root)
     build_fake(roots, tmp_path / "index")
-    assert sorted(Index.open(tmp_path / "index").manifest["files"]) == ["README.md", "README.md (2)", "README.md (3)"]
+    assert sorted(Index.open(tmp_path / "index").manifest.files) == ["README.md", "README.md (2)", "README.md (3)"]

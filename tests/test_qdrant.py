@@ -91,7 +91,7 @@ def test_incremental_update_upserts_new_files_and_deletes_gone_ones(corpus, tmp_
     build_fake(corpus, tmp_path / "qdrant", emb, settings, backend=backend)
     index = open_index(tmp_path / "qdrant")
     points = index.engine.count()
-    assert points == index.chunk_count + index.manifest["counts"]["sentences"]
+    assert points == index.chunk_count + index.manifest.counts["sentences"]
     (corpus / "extra.txt").write_text("Ferries cross the bay at dawn. The harbour master counts them twice.\n")
     report = build_fake(corpus, tmp_path / "qdrant", emb, settings, backend=backend)
     assert report.count("unchanged") == 2 and report.count("indexed") == 1
@@ -100,7 +100,7 @@ def test_incremental_update_upserts_new_files_and_deletes_gone_ones(corpus, tmp_
     (corpus / "notes.md").unlink()
     build_fake(corpus, tmp_path / "qdrant", emb, settings, backend=backend)
     after = open_index(tmp_path / "qdrant")
-    assert after.engine.count() == after.chunk_count + after.manifest["counts"]["sentences"]
+    assert after.engine.count() == after.chunk_count + after.manifest.counts["sentences"]
     build_fake(corpus, tmp_path / "embedded", emb, settings)
     _same_answers(Assistant(open_index(tmp_path / "embedded"), emb, settings), Assistant(after, emb, settings))
     assert any("Ferries cross the bay" in s.text for s in Assistant(after, emb, settings).ask("ferries").snippets)
@@ -257,4 +257,4 @@ def test_an_update_without_a_backend_named_keeps_the_one_the_index_has(corpus, t
     report = Assistant.build(corpus, tmp_path / "q", settings=settings, embedder=emb)
     assert report.embedded_chunks == 1
     index = open_index(tmp_path / "q")
-    assert type(index).__name__ == "QdrantIndex" and index.manifest["backend"]["path"] == str(shard.resolve())
+    assert type(index).__name__ == "QdrantIndex" and index.manifest.backend["path"] == str(shard.resolve())

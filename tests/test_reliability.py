@@ -176,7 +176,7 @@ def test_killing_the_indexer_at_random_points_keeps_the_previous_index(tmp_path)
         assert json.loads(after.stdout)["snippets"][0] == json.loads(before)["snippets"][0]
     done = subprocess.run([*QA, "index", "--index", str(index), "--json"], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
-    assert len(Index.open(index).manifest["files"]) == 24
+    assert len(Index.open(index).manifest.files) == 24
     assert not list(index.glob(".staging-*"))
 
 
@@ -196,7 +196,7 @@ def test_two_builders_at_once_one_fails_clearly_and_the_index_stays_whole(tmp_pa
     assert first.wait(timeout=600) == 0
     assert second.returncode == 1
     assert second.stderr.startswith("error: ") and "another build is writing this index" in second.stderr
-    assert len(Index.open(index).manifest["files"]) == 30
+    assert len(Index.open(index).manifest.files) == 30
 
 
 GUARD = r"""

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 import gradio as gr
 
+from qa.settings import DEFAULT_INDEX
 from qa.web import build_app, launch, ready_assistant
 
 if gr.NO_RELOAD:
     parser = argparse.ArgumentParser(description="qa web UI")
-    parser.add_argument("--index", default=os.environ.get("QA_INDEX", "index"))
-    parser.add_argument("--corpus", default="corpus")
+    parser.add_argument("--index", default=os.environ.get("QA_INDEX", DEFAULT_INDEX))
+    parser.add_argument("--corpus", default=None, help="folder to index when there is no index yet")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=None)
     args, _ = parser.parse_known_args()
-    assistant = ready_assistant(Path(args.index), Path(args.corpus))
+    assistant = ready_assistant(
+        Path(args.index), Path(args.corpus) if args.corpus else None, say=lambda m: print(m, file=sys.stderr)
+    )
 
 demo = build_app(assistant)
 

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import re
-import shutil
 import threading
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from . import cite as citing
-from .backends import Backend, backend_of, open_index
+from .backends import Backend
 from .build import Progress, build_index
 from .embed import Embedder, SentenceTransformerEmbedder
-from .errors import InputError
+from .errors import IndexFolderError, InputError, QAError
 from .extract import Scored, answer, judged_answer, score_sentences
-from .index import Index, file_reports, read_manifest
-from .ingest import SUPPORTED, discover
+from .index import Index, LiveIndex
+from .ingest import SUPPORTED
 from .lexical import terms
+from .manifest import Manifest, read_manifest
 from .quote import find_quote
 from .raybuild import RayRunner
 from .retrieve import Hit, dense_candidates, search
 from .scorer import AnswerScorer, candidates, cues, features, is_english_script
-from .settings import Settings
+from .settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
 from .types import Answer, BuildReport, FileReport, Passage, QuoteMatch
 
 MAX_QUESTION_CHARS = 2000
@@ -46,7 +49,8 @@ def clean_question(question: str) -> str:
     return text
 
 
-def _embedder(settings: Settings) -> SentenceTransformerEmbedder:
+def embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
+    """The encoder ``settings`` name (model, batch size, precision); the model loads on first use."""
     return SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
 
 
@@ -69,35 +73,68 @@ def load_scorer(kind: str) -> AnswerScorer | None:
     return None if kind == "none" else AnswerScorer(kind)
 
 
+@dataclass(frozen=True)
+class Removal:
+    """What `remove` did: the source left the index, and its file was deleted or left in place."""
+
+    source: str
+    path: str
+    deleted: bool
+    report: BuildReport
+
+    def line(self) -> str:
+        if self.deleted:
+            return f"removed {self.source} from the index and deleted {self.path}"
+        return f"removed {self.source} from the index; the file stays at {self.path}"
+
+
 class Assistant:
-    """Answers questions from an index with cited verbatim snippets."""
+    """Answers questions from an index with cited verbatim snippets.
+
+    The index is followed live: when another process (or ``add``/``remove`` here) publishes a
+    new generation, the next question is answered from it; questions already running finish on
+    the generation they started with.
+    """
 
     def __init__(self, index: Index, embedder: Embedder, settings: Settings) -> None:
-        self.index = index
+        self._live = LiveIndex(index)
         self.embedder = embedder
         self.settings = settings
         self._changing = threading.Lock()  # one add/remove at a time; questions go on meanwhile
 
+    @property
+    def index(self) -> Index:
+        """The newest generation of the index."""
+        return self._live.current()
+
+    @contextmanager
+    def reading(self) -> Iterator[Index]:
+        """The newest generation, kept open for the block even if a build replaces it meanwhile."""
+        with self._live.reading() as index:
+            yield index
+
     @classmethod
     def open(
         cls,
-        index_dir: str | Path = "index",
+        index_dir: str | Path = DEFAULT_INDEX,
         *,
         model: str | None = None,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
     ) -> Assistant:
-        """Open a built index. ``model``, when given, must be the model the index was built with."""
-        index = open_index(Path(index_dir), model)
-        settings = (settings or Settings()).but(
-            model=index.manifest["model"]["name"], precision=index.manifest["model"].get("precision", "fp32")
-        )
-        return cls(index, embedder or _embedder(settings), settings)
+        """Open a built index. ``model``, when given, must be the model the index was built with.
+
+        The model, precision and chunk settings are the ones the index was built with (its
+        manifest); ``settings`` gives the rest (retrieval and answer tunables).
+        """
+        index = Index.open(Path(index_dir), model)
+        settings = index.manifest.settings(settings)
+        return cls(index, embedder or embedder_for(settings), settings)
 
     @staticmethod
     def build(
-        corpus: str | Path | Sequence[str | Path],
-        index_dir: str | Path = "index",
+        corpus: str | Path | Sequence[str | Path] | None = None,
+        index_dir: str | Path = DEFAULT_INDEX,
         *,
         settings: Settings | None = None,
         embedder: SentenceTransformerEmbedder | None = None,
@@ -110,20 +147,38 @@ class Assistant:
     ) -> BuildReport:
         """Index the files under ``corpus`` into ``index_dir``, reusing what has not changed.
 
+        ``corpus`` defaults to the folders the index was built from (else ``corpus/``) and
+        ``settings`` to the ones it was built with (else the defaults); files removed from it
+        with ``remove`` stay out.
         ``backend``: keep vectors and search in Qdrant (``qa.backends.Backend``) or in the folder
         (None); by default where the index in ``index_dir`` keeps them (the folder for a new one).
         ``runner``: parse and embed on a Ray cluster (``qa.raybuild.RayRunner``).
         """
-        settings = settings or Settings()
-        roots = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(p) for p in corpus]
-        embedder = embedder or _embedder(settings)
+        index_dir = Path(index_dir)
+        try:
+            manifest = read_manifest(index_dir)
+        except IndexFolderError as exc:
+            if corpus is None:
+                raise IndexFolderError(
+                    f"{exc}; its manifest is unreadable, so name the folders: "
+                    f"`qa index FOLDER... --rebuild --index {index_dir}`"
+                ) from None
+            manifest = None
+        if corpus is None:
+            roots = [Path(r) for r in manifest.roots] if manifest is not None and manifest.roots else []
+            roots = roots or [Path(DEFAULT_CORPUS)]
+        elif isinstance(corpus, (str, Path)):
+            roots = [Path(corpus)]
+        else:
+            roots = [Path(p) for p in corpus]
+        settings = settings or (manifest.settings() if manifest is not None else Settings())
         if isinstance(backend, str):
-            backend = backend_of(Path(index_dir))
+            backend = Backend.from_manifest(dict(manifest.backend)) if manifest and manifest.backend else None
         return build_index(
-            Path(index_dir),
+            index_dir,
             roots,
             settings,
-            embedder,
+            embedder or embedder_for(settings),
             rebuild=rebuild,
             progress=progress,
             on_progress=on_progress,
@@ -133,28 +188,30 @@ class Assistant:
         )
 
     @staticmethod
-    def is_stale(corpus: str | Path | Sequence[str | Path], index_dir: str | Path = "index") -> bool:
-        """Whether the files under ``corpus`` differ from what the index was built from."""
-        manifest = read_manifest(Path(index_dir))
-        if manifest is None:
-            return True
-        roots = [Path(corpus)] if isinstance(corpus, (str, Path)) else [Path(p) for p in corpus]
-        if manifest.get("roots") != [str(r.resolve()) for r in roots]:
-            return True
-        files, _ = discover(roots)
-        known = {**manifest["files"], **manifest.get("skipped", {})}
-        if sorted(known) != sorted(f.source for f in files):
-            return True
-        for f in files:
-            st = f.path.stat()
-            if (known[f.source].get("size"), known[f.source].get("mtime_ns")) != (st.st_size, st.st_mtime_ns):
-                return True
-        return False
+    def build_settings(index_dir: str | Path = DEFAULT_INDEX, **changes: object) -> Settings:
+        """What a build of ``index_dir`` uses: ``changes`` that are not None, else what it was built with."""
+        try:
+            manifest = read_manifest(Path(index_dir))
+        except QAError:
+            manifest = None  # damaged: rebuilt with the defaults
+        base = manifest.settings() if manifest is not None else Settings()
+        return base.but(**{k: v for k, v in changes.items() if v is not None})
+
+    @property
+    def manifest(self) -> Manifest:
+        """How the index in use was built (model, settings, folders, files)."""
+        return self.index.manifest
+
+    def changed(self) -> list[str]:
+        """Files under the index's folders added, changed or removed since it was built."""
+        return self.manifest.changed()
 
     def ask(self, question: str, k: int | None = None) -> Answer:
         """The best verbatim answer to ``question`` with ``k`` snippets in all, or an abstention."""
         text = clean_question(question)
-        return self._answers(self.index, [text], self.embedder.embed([text]), k, [None])[0]
+        vectors = self.embedder.embed([text])
+        with self.reading() as index:
+            return self._answers(index, [text], vectors, k, [None])[0]
 
     def ask_many(self, questions: Sequence[str], k: int | None = None) -> list[Answer]:
         """Answers to many questions; the questions are embedded, searched and judged in batches."""
@@ -162,9 +219,9 @@ class Assistant:
         if not texts:
             return []
         vectors = self.embedder.embed(texts)
-        index = self.index  # one index for the whole batch, even if add/remove swaps it meanwhile
-        dense = dense_candidates(index, vectors, self.settings)
-        return self._answers(index, texts, vectors, k, list(dense))
+        with self.reading() as index:  # one generation for the whole batch
+            dense = dense_candidates(index, vectors, self.settings)
+            return self._answers(index, texts, vectors, k, list(dense))
 
     @property
     def scorer(self) -> AnswerScorer | None:
@@ -175,7 +232,9 @@ class Assistant:
         self, question: str, vector: np.ndarray, dense_ids: np.ndarray | None = None, index: Index | None = None
     ) -> tuple[list[Hit], list[Scored]]:
         """Ranked chunks and scored sentences for a cleaned question and its vector."""
-        index = index or self.index
+        if index is None:
+            with self.reading() as current:
+                return self.retrieve(question, vector, dense_ids, current)
         words = terms(question)
         hits = search(index, vector, words, self.settings, dense_ids)
         return score_sentences(index, hits, vector, words, self.settings)
@@ -217,73 +276,127 @@ class Assistant:
 
     def cite(self, citation_id: str, context: int = 300) -> Passage:
         """The cited passage with ``context`` characters of the source either side."""
-        return citing.resolve(self.index, citation_id, context)
+        with self.reading() as index:
+            return citing.resolve(index, citation_id, context)
 
     def find_quote(self, quote: str, limit: int = 20) -> list[QuoteMatch]:
         """Every place the quote occurs: exact, then normalised (case, spaces, quotes, dashes), then fuzzy."""
-        return find_quote(self.index, quote, limit)
+        with self.reading() as index:
+            return find_quote(index, quote, limit)
 
     def sources(self) -> list[FileReport]:
         """Each indexed or skipped file with its ingest figures and warnings."""
-        return file_reports(self.index.manifest)
+        return self.manifest.reports()
 
     def corpus_root(self) -> Path:
         """The folder new files are added to: the first folder the index was built from."""
-        for root in self.index.manifest.get("roots", []):
+        for root in self.manifest.roots:
             if Path(root).is_dir():
                 return Path(root)
         raise InputError("this index was not built from a folder; add files with `qa index FOLDER` instead")
 
     def add(self, files: Sequence[str | Path], *, on_progress: Progress | None = None) -> BuildReport:
-        """Copy ``files`` into the corpus folder under safe names and index them (incrementally)."""
-        root = self.corpus_root()
-        limit = int(self.settings.max_file_mb * 1e6)
-        for file in files:
-            src = Path(file)
-            name = safe_name(src.name)
-            if src.stat().st_size > limit:
+        """Index ``files``: a file already inside a corpus folder is indexed where it is; any other is
+        copied into the corpus folder under a safe name (and deleted again by ``remove``)."""
+        with self._changing:
+            manifest = self.manifest
+            root = self.corpus_root()
+            folders = [Path(r) for r in manifest.roots if Path(r).is_dir()]
+            limit = int(self.settings.max_file_mb * 1e6)
+            included: list[str] = []
+            copied: list[Path] = []
+            try:
+                for file in files:
+                    src = Path(os.path.abspath(file))
+                    if any(src.is_relative_to(f) for f in folders):
+                        safe_name(src.name)  # the same check of its type
+                        included.append(str(src))
+                        continue
+                    target = self._copy_in(src, root, limit)
+                    included.append(str(target))
+                    if target not in copied and not manifest.is_managed(str(target)):
+                        copied.append(target)
+                excluded = [p for p in manifest.excluded if p not in included]
+                managed = [*manifest.managed, *(str(p) for p in copied)]
+                return self._update(excluded, managed, on_progress)
+            except BaseException:
+                for path in copied:  # the index did not take them: the corpus stays as it was
+                    path.unlink(missing_ok=True)
+                raise
+
+    def _copy_in(self, src: Path, root: Path, limit: int) -> Path:
+        """Copy ``src`` into ``root`` under a safe, unused name (or find it there already)."""
+        name = safe_name(src.name)
+        try:
+            size = src.stat().st_size
+            if size > limit:
                 raise InputError(
-                    f"{src.name}: file is {src.stat().st_size / 1e6:.1f} MB, over the "
-                    f"{self.settings.max_file_mb:g} MB limit"
+                    f"{src.name}: file is {size / 1e6:.1f} MB, over the {self.settings.max_file_mb:g} MB limit"
                 )
+            data = src.read_bytes()
             target = root / name
             stem, n = target.stem, 2
-            while target.exists() and target.read_bytes() != src.read_bytes():
+            while target.exists():
+                if target.read_bytes() == data:
+                    return target  # the same file is there already
                 target = root / f"{stem} ({n}){target.suffix}"
                 n += 1
-            with self._changing:
-                shutil.copyfile(src, target)
-        with self._changing:
-            return self.reindex(on_progress=on_progress)
+            with open(target, "xb") as out:
+                out.write(data)
+            return target
+        except OSError as exc:
+            raise InputError(f"{src}: could not be copied into {root} ({exc.strerror or exc})") from None
 
-    def remove(self, source: str, *, on_progress: Progress | None = None) -> BuildReport:
-        """Delete an indexed file from the corpus folder and drop it from the index."""
-        known = {**self.index.manifest["files"], **self.index.manifest.get("skipped", {})}
-        if source not in known:
-            raise InputError(f"{source!r} is not a source of this index; pick one from the sources list")
-        roots = [Path(r).resolve() for r in self.index.manifest.get("roots", [])]
-        path = Path(known[source].get("path", "")).resolve()
-        if not any(path.is_relative_to(r) for r in roots if r.is_dir()):
-            raise InputError(f"{source!r} is not inside a corpus folder; it cannot be removed here")
+    def remove(self, source: str, *, delete_file: bool = False, on_progress: Progress | None = None) -> Removal:
+        """Take ``source`` out of the index. Its file is deleted only when ``add`` copied it into the
+        corpus folder, or when ``delete_file`` asks for it; the user's own files stay where they are."""
         with self._changing:
-            path.unlink(missing_ok=True)
-            return self.reindex(on_progress=on_progress)
+            manifest = self.manifest
+            entry = manifest.entry(source)
+            if entry is None:
+                raise InputError(f"{source!r} is not a source of this index; pick one from the sources list")
+            if not entry.path:
+                raise InputError(f"{source!r} was not read from a file of a corpus folder; it cannot be removed here")
+            path = entry.path
+            report = self._update(sorted({*manifest.excluded, path}), list(manifest.managed), on_progress)
+            deleted = False
+            if delete_file or manifest.is_managed(path):
+                try:
+                    os.unlink(path)  # a link is removed, never the file it points to
+                    deleted = True
+                except FileNotFoundError:
+                    pass
+                except OSError as exc:
+                    raise InputError(
+                        f"{source} is out of the index, but {path} could not be deleted ({exc.strerror})"
+                    ) from None
+            return Removal(source, path, deleted, report)
 
     def reindex(self, *, on_progress: Progress | None = None) -> BuildReport:
         """Index the corpus folders again (unchanged files are reused) and switch to the result."""
-        roots = [Path(r) for r in self.index.manifest.get("roots", [])]
-        embedder = self.embedder if isinstance(self.embedder, SentenceTransformerEmbedder) else None
-        report = Assistant.build(
-            roots,
-            self.index.dir,
-            settings=self.settings,
-            embedder=embedder,
+        with self._changing:
+            return self._update(None, None, on_progress)
+
+    def _update(
+        self, excluded: Sequence[str] | None, managed: Sequence[str] | None, on_progress: Progress | None
+    ) -> BuildReport:
+        """Build the index again from its own folders with its own settings, and answer from the result."""
+        current = self.index
+        manifest = current.manifest
+        settings = manifest.settings(self.settings)
+        embedder = self.embedder if hasattr(self.embedder, "tokenizer") else embedder_for(settings)
+        report = build_index(
+            current.dir,
+            [Path(r) for r in manifest.roots],
+            settings,
+            embedder,  # type: ignore[arg-type]
+            excluded=excluded,
+            managed=managed,
             on_progress=on_progress,
             wait_s=600,
-            backend=getattr(self.index, "backend", None),
+            backend=getattr(current, "backend", None),
         )
-        old, self.index = self.index, open_index(self.index.dir)
-        old.close()
+        self._live.switch_to(Index.open(current.dir, model=manifest.model))
         return report
 
     def __enter__(self) -> Assistant:
@@ -293,4 +406,4 @@ class Assistant:
         self.close()
 
     def close(self) -> None:
-        self.index.close()
+        self._live.close()

@@ -7,9 +7,10 @@ that are gone drop out. Everything is written to a staging folder and swapped in
 
 from __future__ import annotations
 
+import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -17,25 +18,17 @@ from typing import TYPE_CHECKING, Any, Protocol
 import numpy as np
 
 from .chunk import Tokenizer, chunk_document, title_prefix
+from .dense import dense_description, make_dense
 from .embed import Embedder, embed_with_spans
 from .errors import IngestError, QAError
-from .index import (
-    FORMAT_VERSION,
-    Index,
-    build_lock,
-    clean_up,
-    dense_description,
-    ingest_error,
-    make_dense,
-    publish,
-    read_manifest,
-    staging_folder,
-    write_generation,
-)
+from .index import Index
 from .ingest import SourceFile, discover, file_hash, read_bytes
+from .manifest import FileEntry, Manifest, now, read_manifest
 from .readers import Prepared, prepare_all
-from .settings import Settings
+from .settings import Settings, resolve_precision
+from .store import transaction
 from .types import BuildReport, Document, FileReport
+from .writer import write_generation
 
 if TYPE_CHECKING:
     from .backends import Backend
@@ -78,77 +71,114 @@ def build_index(
     progress: bool = False,
     on_progress: Progress | None = None,
     wait_s: float = 0.0,
+    excluded: Sequence[str | Path] | None = None,
+    managed: Sequence[str | Path] | None = None,
     backend: Backend | None = None,
     runner: RayRunner | None = None,
 ) -> BuildReport:
     """Index the supported files under ``roots`` into ``index_dir``; see the module docstring.
 
-    The lock is taken before the model loads, so a second builder fails (or waits) at once.
+    ``excluded`` files under the roots stay out of the index and ``managed`` ones are recorded
+    as copied in by `qa add`; None keeps what the previous manifest says. The lock is taken
+    before the model loads, so a second builder fails (or waits) at once. An index may end up
+    empty only when files were excluded; otherwise a corpus with nothing to index is an error.
     ``backend``: keep the vectors and search in Qdrant instead of the folder (``qa.backends``).
     ``runner``: parse and embed on a Ray cluster (``qa.raybuild``); the index is the same.
     """
     started = time.perf_counter()
-    with build_lock(index_dir, wait_s):
+    roots = [Path(os.path.abspath(r)) for r in roots]
+    with transaction(index_dir, wait_s) as txn:
         tokenizer, dimension = embedder.tokenizer, embedder.dimension
-        previous = None if rebuild else _reusable(index_dir, settings)
-        files, passed = discover(roots) if documents is None else ([], [])
-        reports: list[FileReport] = [FileReport(name, "skipped", error=f"{name}: {why}") for name, why in passed]
-        items: list[SourceFile | Document] = list(files) if documents is None else list(documents)
-        docs, skipped_files, fresh = _read_all(
-            items, previous, settings, tokenizer, reports, progress, on_progress, runner
-        )
-        if not any(d.chunks for d in docs):
-            raise IngestError(
-                f"nothing could be indexed from {', '.join(str(r) for r in roots)} "
-                f"({len(reports)} file(s) skipped); add .txt, .md or .pdf files"
-            )
-        unchanged = (
-            previous is not None
-            and not fresh
-            and _same_sources(previous, docs, roots, skipped_files)
-            and _same_backend(previous, backend)
-        )
-        if unchanged:
-            return BuildReport(tuple(reports), time.perf_counter() - started, 0)
-        embedded = _embed_fresh(docs, embedder, settings, dimension, progress, on_progress, runner)
-        manifest = _manifest(settings, embedder, dimension, tokenizer, roots, docs, skipped_files)
-        staging = staging_folder(index_dir)
+        precision = getattr(embedder, "precision", None) or resolve_precision(settings.precision)
+        before = _previous_manifest(index_dir)
+        previous = None if rebuild else _reusable(index_dir, before, settings, precision)
         try:
+            excluded = _under(roots, before.excluded if excluded is None and before else excluded or ())
+            managed = _under(roots, before.managed if managed is None and before else managed or ())
+            files, passed = discover(roots) if documents is None else ([], [])
+            kept = [f for f in files if os.path.abspath(f.path) not in excluded]
+            reports = [FileReport(name, "skipped", error=f"{name}: {why}") for name, why in passed]
+            items: list[SourceFile | Document] = list(kept) if documents is None else list(documents)
+            docs, skipped, fresh = _read_all(
+                items, previous, settings, tokenizer, reports, progress, on_progress, runner
+            )
+            if not any(d.chunks for d in docs) and len(kept) == len(files):
+                raise IngestError(
+                    f"nothing could be indexed from {', '.join(str(r) for r in roots)} "
+                    f"({len(reports)} file(s) skipped); add .txt, .md or .pdf files"
+                )
+            indexed = {os.path.abspath(f.path) for f in kept}
+            record = _Record(
+                roots,
+                tuple(sorted(p for p in excluded if Path(p).exists())),
+                tuple(sorted(p for p in managed if p in indexed)),
+            )
+            manifest = _manifest(settings, precision, dimension, tokenizer, record, docs, skipped)
+            same_place = _same_backend(before, backend)
+            if before is not None and previous is not None and not fresh and same_place and _same(before, manifest):
+                return BuildReport(tuple(reports), time.perf_counter() - started, 0)
+            embedded = _embed_fresh(docs, embedder, settings, dimension, progress, on_progress, runner)
             if backend is None:
-                _write(staging, manifest, docs, settings, dimension)
+                txn.publish(lambda staging: _write(staging, manifest, docs, settings, dimension))
             else:
-                _write_backend(staging, manifest, docs, settings, backend, previous)
-            publish(index_dir, staging)
-        except BaseException:
-            import shutil
+                from .backends.qdrant import drop_gone
 
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        if previous is not None:
-            previous.close()
-        if backend is not None:
-            from .backends.qdrant import drop_gone
-
-            drop_gone(backend, previous.manifest if previous is not None else None, manifest)
-        clean_up(index_dir)
+                reused = before if previous is not None else None
+                txn.publish(lambda staging: _write_backend(staging, manifest, docs, settings, backend, reused))
+                drop_gone(backend, reused.to_json() if reused is not None else None, manifest.to_json())
+        finally:
+            if previous is not None:
+                previous.close()
         return BuildReport(tuple(reports), time.perf_counter() - started, embedded)
 
 
-def _reusable(index_dir: Path, settings: Settings) -> Index | None:
-    """The previous index when its vectors can be reused (same model and chunk settings), whatever its backend."""
-    try:
-        manifest = read_manifest(index_dir)
-        if manifest is None:
-            return None
-        if manifest["model"]["name"] != settings.model or manifest["settings"] != settings.index_fields():
-            return None
-        if manifest.get("backend"):  # its vectors are in Qdrant; any backend can take them over
-            from .backends import open_index
+@dataclass(frozen=True)
+class _Record:
+    """What a build was asked to index besides its settings."""
 
-            return open_index(index_dir)
-        return Index.open(index_dir)
+    roots: list[Path]
+    excluded: tuple[str, ...]
+    managed: tuple[str, ...]
+
+
+def _under(roots: list[Path], paths: Sequence[str | Path]) -> set[str]:
+    """The absolute ``paths`` that lie inside one of the folders among ``roots``."""
+    folders = [r for r in roots if r.is_dir()]
+    absolute = {os.path.abspath(p) for p in paths}
+    return {p for p in absolute if any(Path(p).is_relative_to(r) for r in folders)}
+
+
+def _previous_manifest(index_dir: Path) -> Manifest | None:
+    try:
+        return read_manifest(index_dir)
     except QAError:
         return None  # a damaged previous index is simply rebuilt
+
+
+def _reusable(index_dir: Path, manifest: Manifest | None, settings: Settings, precision: str) -> Index | None:
+    """The previous index when its vectors can be reused (same model, precision and chunk settings),
+    whatever its backend (any backend can take over the vectors of a Qdrant-backed one)."""
+    if manifest is None or not manifest.embeds_like(settings, precision):
+        return None
+    try:
+        return Index.open(index_dir)
+    except QAError:
+        return None
+
+
+def _same_backend(previous: Manifest | None, backend: Backend | None) -> bool:
+    """Whether ``previous`` keeps its vectors where this build is to put them."""
+    described = previous.backend if previous is not None else None
+    return not described if backend is None else backend.same_place(dict(described) if described else None)
+
+
+def _same(old: Manifest, new: Manifest) -> bool:
+    """Whether the new manifest says what the old one says (then nothing is written)."""
+    a, b = old.to_json(), new.to_json()
+    for data in (a, b):
+        data.pop("built_at")
+        data.pop("backend", None)  # compared by _same_backend: the written one adds BM25 statistics
+    return a == b
 
 
 def _read_all(
@@ -270,9 +300,9 @@ def _read_all(
 def _stat(file: SourceFile) -> dict[str, Any]:
     try:
         st = file.path.stat()
-        return {"path": str(file.path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+        return {"path": os.path.abspath(file.path), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
     except OSError:
-        return {"path": str(file.path), "size": -1, "mtime_ns": -1}
+        return {"path": os.path.abspath(file.path), "size": -1, "mtime_ns": -1}
 
 
 def _take_over(previous: Index, doc_id: str, source: str) -> _Doc | None:
@@ -286,32 +316,15 @@ def _take_over(previous: Index, doc_id: str, source: str) -> _Doc | None:
     sentences = [(s.start, s.end, s.page, s.tokens) for s in previous.sentences(stored.sent_lo, stored.sent_hi)]
     chunk_rows = previous.chunks(list(range(stored.chunk_lo, stored.chunk_hi)))
     chunks = [(c.start, c.end, c.page, c.first - stored.sent_lo, c.last - stored.sent_lo, c.tokens) for c in chunk_rows]
-    old_file = previous.manifest["files"].get(old.source, {})
+    old_file = previous.manifest.files.get(old.source)
     return _Doc(
         document,
         sentences,
         chunks,
-        {"warnings": list(old_file.get("warnings", []))},
+        {"warnings": list(old_file.warnings if old_file else ())},
         np.asarray(previous.chunk_vectors[stored.chunk_lo : stored.chunk_hi], dtype=np.float32),
         np.asarray(previous.sentence_vectors[stored.sent_lo : stored.sent_hi], dtype=np.float16),
     )
-
-
-def _same_backend(previous: Index, backend: Backend | None) -> bool:
-    """Whether ``previous`` keeps its vectors where this build is to put them."""
-    described = previous.manifest.get("backend")
-    return not described if backend is None else backend.same_place(described)
-
-
-def _same_sources(previous: Index, docs: list[_Doc], roots: list[Path], skipped: dict[str, dict[str, Any]]) -> bool:
-    """Whether the new manifest would say what the old one says (then nothing is written)."""
-    old = previous.manifest
-    if old.get("roots") != [str(r.resolve()) for r in roots] or old.get("skipped", {}) != skipped:
-        return False
-    if sorted(old["files"]) != sorted(d.document.source for d in docs):
-        return False
-    keys = ("doc_id", "size", "mtime_ns", "path")
-    return all(all(old["files"][d.document.source].get(k) == d.file.get(k) for k in keys) for d in docs)
 
 
 def chunk_texts(doc: Document, chunks: list[tuple[int, int, int | None, int, int, int]], with_title: bool) -> list[str]:
@@ -386,41 +399,46 @@ def _embed_fresh(
 
 def _manifest(
     settings: Settings,
-    embedder: Embedder,
+    precision: str,
     dimension: int,
     tokenizer: Tokenizer,
-    roots: list[Path],
+    record: _Record,
     docs: list[_Doc],
     skipped: dict[str, dict[str, Any]],
-) -> dict[str, Any]:
-    return {
-        "format": FORMAT_VERSION,
-        "model": {
-            "name": settings.model,
-            "dimension": dimension,
-            "max_tokens": tokenizer.max_tokens,
-            "precision": settings.precision,
-        },
-        "settings": settings.index_fields(),
-        "dense": dense_description(settings.dense_index, sum(len(d.chunks) for d in docs)),
-        "roots": [str(r.resolve()) for r in roots],
-        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "counts": {
-            "documents": len(docs),
-            "chunks": sum(len(d.chunks) for d in docs),
-            "sentences": sum(len(d.sentences) for d in docs),
-        },
-        "files": {d.document.source: d.file for d in docs},
-        "skipped": skipped,
-    }
+) -> Manifest:
+    shape = settings.index_fields()
+    chunks = sum(len(d.chunks) for d in docs)
+    return Manifest(
+        model=settings.model,
+        dimension=dimension,
+        max_tokens=tokenizer.max_tokens,
+        precision=precision,
+        chunk_tokens=settings.chunk_tokens,
+        chunk_overlap=settings.chunk_overlap,
+        title_in_chunks=settings.title_in_chunks,
+        lexical=shape["lexical"],
+        max_file_mb=settings.max_file_mb,
+        dense_index=settings.dense_index,
+        dense=dense_description(settings.dense_index, chunks),
+        roots=tuple(str(r) for r in record.roots),
+        excluded=record.excluded,
+        managed=record.managed,
+        files={d.document.source: FileEntry.from_json(d.document.source, d.file) for d in docs},
+        skipped={name: FileEntry.from_json(name, f) for name, f in skipped.items()},
+        counts={"documents": len(docs), "chunks": chunks, "sentences": sum(len(d.sentences) for d in docs)},
+        built_at=now(),
+    )
 
 
-def _write(staging: Path, manifest: dict[str, Any], docs: list[_Doc], settings: Settings, dimension: int) -> None:
-
+def _write(staging: Path, manifest: Manifest, docs: list[_Doc], settings: Settings, dimension: int) -> None:
     docs = sorted(docs, key=lambda d: d.document.source)
-    chunk_vectors = np.concatenate([d.chunk_vectors for d in docs if d.chunk_vectors is not None]).astype(np.float32)
-    sentence_vectors = np.concatenate([d.sentence_vectors for d in docs if d.sentence_vectors is not None])
-    dense = make_dense(manifest["dense"]["type"], chunk_vectors)
+    chunk_vectors = np.zeros((0, dimension), dtype=np.float32)
+    sentence_vectors = np.zeros((0, dimension), dtype=np.float16)
+    if docs:
+        chunk_vectors = np.concatenate([d.chunk_vectors for d in docs if d.chunk_vectors is not None])
+        sentence_vectors = np.concatenate([d.sentence_vectors for d in docs if d.sentence_vectors is not None])
+    chunk_vectors = chunk_vectors.astype(np.float32, copy=False)
+    dense = make_dense(manifest.dense["type"], chunk_vectors)
     texts = [t for d in docs for t in chunk_texts(d.document, d.chunks, settings.title_in_chunks)]
     write_generation(
         staging,
@@ -434,13 +452,13 @@ def _write(staging: Path, manifest: dict[str, Any], docs: list[_Doc], settings: 
 
 
 def _write_backend(
-    staging: Path, manifest: dict[str, Any], docs: list[_Doc], settings: Settings, backend: Backend, previous: Any
+    staging: Path, manifest: Manifest, docs: list[_Doc], settings: Settings, backend: Backend, previous: Manifest | None
 ) -> None:
     from .backends.qdrant import write
 
     docs = sorted(docs, key=lambda d: d.document.source)
     texts = [chunk_texts(d.document, d.chunks, settings.title_in_chunks) for d in docs]
-    write(staging, manifest, docs, texts, backend, previous.manifest if previous is not None else None)
+    write(staging, manifest.to_json(), docs, texts, backend, previous.to_json() if previous is not None else None)
 
 
 def _bar(total: int, what: str, unit: str, show: bool):  # type: ignore[no-untyped-def]
@@ -456,3 +474,10 @@ def _tick(bar, on_progress: Progress | None, stage: str, done: int, total: int) 
         bar.update(1)
     if on_progress is not None:
         on_progress(stage, done, total)
+
+
+def ingest_error(source: str, exc: BaseException) -> str:
+    """A one-line reason for a file that could not be read."""
+    if isinstance(exc, IngestError):
+        return str(exc)
+    return f"{source}: unexpected error while reading ({type(exc).__name__}: {' '.join(str(exc).split())[:160]})"

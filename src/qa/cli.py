@@ -12,10 +12,8 @@ import click
 
 from .errors import InputError, QAError
 from .serialize import answer_dict
-from .settings import SCORERS, Settings
+from .settings import DEFAULT_INDEX, SCORERS, Settings
 from .types import Answer, BuildReport, Passage, Snippet
-
-DEFAULT_CORPUS = "corpus"
 
 
 class _Group(click.Group):
@@ -36,7 +34,7 @@ index_option = click.option(
     "--index",
     "index_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default="index",
+    default=DEFAULT_INDEX,
     show_default=True,
     envvar="QA_INDEX",
     help="Index folder [env QA_INDEX].",
@@ -104,9 +102,8 @@ def main() -> None:
 @click.option(
     "--dense-index",
     type=click.Choice(["auto", "flat", "hnsw"]),
-    default="auto",
-    show_default=True,
-    help="FAISS index: exact (flat) up to 200k chunks, then HNSW, unless set.",
+    default=None,
+    help="FAISS index: exact (flat) up to 200k chunks, then HNSW, unless set (default auto).",
 )
 @click.option("--wait", type=float, default=0.0, help="Seconds to wait for another build to finish.")
 @click.option(
@@ -130,7 +127,7 @@ def index_command(
     chunk_tokens: int | None,
     chunk_overlap: int | None,
     max_file_mb: float | None,
-    dense_index: str,
+    dense_index: str | None,
     wait: float,
     backend: str | None,
     qdrant_path: str | None,
@@ -143,31 +140,27 @@ def index_command(
     """Index PATHS (files or folders of .txt, .md, .pdf); default: the folders indexed last, or corpus/.
 
     Unchanged files are reused; changed and new files are embedded; files that are gone drop out.
+    Settings not given keep what the index was built with (also with --rebuild).
     """
     from .assistant import Assistant
-    from .index import read_manifest
+    from .manifest import read_manifest
 
-    changes = {
-        k: v
-        for k, v in {
-            "model": model,
-            "precision": precision,
-            "chunk_tokens": chunk_tokens,
-            "chunk_overlap": chunk_overlap,
-            "max_file_mb": max_file_mb,
-        }.items()
-        if v is not None
-    }
-    manifest = read_manifest(index_dir) if not rebuild else None
-    if manifest is not None:
-        # Keep what the index was built with unless a flag changes it.
-        changes.setdefault("chunk_tokens", manifest["settings"]["chunk_tokens"])
-        changes.setdefault("chunk_overlap", manifest["settings"]["chunk_overlap"])
-        changes.setdefault("model", manifest["model"]["name"])
-        changes.setdefault("precision", manifest["model"].get("precision", "fp32"))
-    settings = Settings().but(dense_index=dense_index, **changes)
-    roots = list(paths) or [Path(r) for r in (manifest or {}).get("roots", [])] or [Path(DEFAULT_CORPUS)]
-    store = _backend(backend, qdrant_path, qdrant_url, collection, manifest)
+    settings = Assistant.build_settings(
+        index_dir,
+        model=model,
+        precision=precision,
+        chunk_tokens=chunk_tokens,
+        chunk_overlap=chunk_overlap,
+        max_file_mb=max_file_mb,
+        dense_index=dense_index,
+    )
+    try:
+        manifest = read_manifest(index_dir)
+    except QAError:
+        manifest = None  # damaged: Assistant.build says what to do
+    previous = dict(manifest.backend) if manifest is not None and manifest.backend else None
+    roots = list(paths) or None
+    store = _backend(backend, qdrant_path, qdrant_url, collection, previous, manifest is not None)
     runner = _runner(settings, workers, ray_address)
     try:
         report = Assistant.build(
@@ -189,13 +182,14 @@ def index_command(
         _print_report(report)
 
 
-def _backend(name: str | None, path: str | None, url: str | None, collection: str | None, manifest: Any) -> Any:
+def _backend(
+    name: str | None, path: str | None, url: str | None, collection: str | None, previous: Any, exists: bool
+) -> Any:
     """The index's backend from the flags, else the one it was built with (None: the folder)."""
     from .backends import Backend
 
-    if name is None and (path or collection or (url and not manifest)):
+    if name is None and (path or collection or (url and not exists)):
         name = "qdrant" if path or collection or url else None
-    previous = (manifest or {}).get("backend")
     if name is None:
         return Backend.from_manifest(previous, url) if previous else None
     if name == "embedded":
@@ -213,13 +207,10 @@ def _runner(settings: Settings, workers: int | None, address: str | None) -> Any
         raise InputError(f"--workers ({workers}) must be at least 1")
     import functools
 
-    from .embed import SentenceTransformerEmbedder
+    from .assistant import embedder_for
     from .raybuild import RayRunner
 
-    make = functools.partial(
-        SentenceTransformerEmbedder, settings.model, batch_size=settings.batch_size, precision=settings.precision
-    )
-    return RayRunner(make, workers or 2, address)
+    return RayRunner(functools.partial(embedder_for, settings), workers or 2, address)
 
 
 def _print_report(report: BuildReport) -> None:
@@ -301,10 +292,7 @@ def _snippet_lines(
 @json_option
 def cite_command(citation_id: str, index_dir: Path, context: int, as_json: bool) -> None:
     """Show the passage CITATION_ID points to, in its context."""
-    from .backends import open_index
-    from .cite import resolve
-
-    passage = resolve(open_index(index_dir), citation_id, context)
+    passage = _open(index_dir, None).cite(citation_id, context)
     if as_json:
         _emit_json(to_data(passage))
     else:
@@ -420,14 +408,11 @@ def _progress(total: int, show: bool):  # type: ignore[no-untyped-def]
 @json_option
 def quote_command(text: str | None, from_file: Path | None, index_dir: Path, limit: int, as_json: bool) -> None:
     """Find every place TEXT (or --file, or - for stdin) comes from: exact, normalised, then close matches."""
-    from .backends import open_index
-    from .quote import find_quote
-
     if from_file is not None:
         text = from_file.read_text(encoding="utf-8", errors="replace")
     elif text is None or text == "-":
         text = sys.stdin.read()
-    matches = find_quote(open_index(index_dir), text, limit)
+    matches = _open(index_dir, None).find_quote(text, limit)
     if as_json:
         _emit_json(to_data(matches))
         return
@@ -443,9 +428,13 @@ def quote_command(text: str | None, from_file: Path | None, index_dir: Path, lim
 @click.option(
     "--corpus",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_CORPUS,
-    show_default=True,
-    help="Folder to index first when the index is missing or stale.",
+    default=None,
+    help="Folder to index first when there is no index yet (default corpus/).",
+)
+@click.option(
+    "--update",
+    is_flag=True,
+    help="Update the index from the folders it was built from, with its own settings, before serving.",
 )
 @click.option(
     "--host",
@@ -459,8 +448,13 @@ def quote_command(text: str | None, from_file: Path | None, index_dir: Path, lim
     "--auth", default=None, envvar="QA_AUTH", metavar="USER:PASSWORD", help="Require this login [env QA_AUTH]."
 )
 @click.option("--share", is_flag=True, help="Ask Gradio for a public share link (needs internet).")
-def serve_command(index_dir: Path, corpus: Path, host: str, port: int | None, auth: str | None, share: bool) -> None:
-    """Start the web UI (chat, citation lookup, batch, sources) on localhost."""
+def serve_command(
+    index_dir: Path, corpus: Path | None, update: bool, host: str, port: int | None, auth: str | None, share: bool
+) -> None:
+    """Start the web UI (chat, citation lookup, batch, sources) on localhost.
+
+    An existing index is served as it is: a stale one is reported, and updated only with --update.
+    """
     from .web import build_app, launch, ready_assistant
 
     login = None
@@ -469,7 +463,7 @@ def serve_command(index_dir: Path, corpus: Path, host: str, port: int | None, au
         if not sep or not user or not password:
             raise InputError("--auth must look like USER:PASSWORD, both parts non-empty")
         login = (user, password)
-    assistant = ready_assistant(index_dir, corpus)
+    assistant = ready_assistant(index_dir, corpus, update=update, say=lambda m: click.echo(m, err=True))
     click.echo(f"serving {index_dir} on http://{host}:{port or 7860} (Ctrl-C to stop)", err=True)
     launch(
         build_app(assistant), host=host, port=port, auth=login, share=share, max_file_mb=assistant.settings.max_file_mb
@@ -481,23 +475,25 @@ def serve_command(index_dir: Path, corpus: Path, host: str, port: int | None, au
 @index_option
 @json_option
 def add_command(files: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
-    """Copy FILES into the corpus folder (under safe names) and index them."""
-    from .assistant import Assistant
-
-    report = Assistant.open(index_dir).add(list(files))
+    """Index FILES: files outside the corpus folder are copied into it (under safe names) first."""
+    report = _open(index_dir, None).add(list(files))
     _emit_json(to_data(report)) if as_json else _print_report(report)
 
 
 @main.command("remove")
 @click.argument("source")
 @index_option
+@click.option(
+    "--delete-file", is_flag=True, help="Also delete the file from disk (files `qa add` copied in always are)."
+)
 @json_option
-def remove_command(source: str, index_dir: Path, as_json: bool) -> None:
-    """Delete SOURCE (as listed by `qa sources`) from the corpus folder and the index."""
-    from .assistant import Assistant
-
-    report = Assistant.open(index_dir).remove(source)
-    _emit_json(to_data(report)) if as_json else _print_report(report)
+def remove_command(source: str, index_dir: Path, delete_file: bool, as_json: bool) -> None:
+    """Take SOURCE (as listed by `qa sources`) out of the index; your own file stays where it is."""
+    removal = _open(index_dir, None).remove(source, delete_file=delete_file)
+    if as_json:
+        _emit_json(to_data(removal))
+    else:
+        click.echo(removal.line())
 
 
 @main.command("sources")
@@ -505,10 +501,7 @@ def remove_command(source: str, index_dir: Path, as_json: bool) -> None:
 @json_option
 def sources_command(index_dir: Path, as_json: bool) -> None:
     """List the indexed and skipped files with their ingest report."""
-    from .backends import open_index
-    from .index import file_reports
-
-    reports = file_reports(open_index(index_dir).manifest)
+    reports = _open(index_dir, None).sources()
     if as_json:
         _emit_json(to_data(reports))
     else:

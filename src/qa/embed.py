@@ -14,7 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from .errors import ConfigError
-from .settings import DEFAULT_MODEL
+from .settings import DEFAULT_MODEL, resolve_precision
 
 # No model or file may be fetched at run time: the hub is never asked.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -78,7 +78,7 @@ class SentenceTransformerEmbedder:
     ) -> None:
         self.name = model
         self.batch_size = batch_size
-        self.precision = precision
+        self.precision = resolve_precision(precision)  # "auto" becomes what it stands for on this CPU
         self._device = device
 
     @cached_property

@@ -11,6 +11,8 @@ from typing import Any
 from .errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_INDEX = "index"  # the index folder when none is named
+DEFAULT_CORPUS = "corpus"  # the folder a first build or `qa serve` indexes when none is named
 FUSIONS = ("cc", "rrf")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 SCORERS = ("reader", "cheap", "none")
@@ -49,6 +51,11 @@ def auto_precision() -> str:
     return "bf16" if native_bf16() else "fp32"
 
 
+def resolve_precision(precision: str) -> str:
+    """``precision`` with ``auto`` replaced by what it stands for on this CPU (``auto_precision``)."""
+    return auto_precision() if precision == "auto" else precision
+
+
 DENSE_INDEXES = ("auto", "flat", "hnsw")
 
 
@@ -62,7 +69,8 @@ class Settings:
 
     model: str = DEFAULT_MODEL
     # auto (int8 where the CPU has VNNI, else bf16 where native, else fp32), fp32, bf16 or int8:
-    # see README, Performance.
+    # see README, Performance. "auto" is resolved where the model is loaded; an index records
+    # the precision its encoder ran at.
     precision: str = "auto"
     # Chunking: token limits are measured with the model's own tokenizer.
     chunk_tokens: int = 200
@@ -119,8 +127,6 @@ class Settings:
             raise ConfigError(f"max file size ({self.max_file_mb} MB) must be positive")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
-        if self.precision == "auto":
-            object.__setattr__(self, "precision", auto_precision())
         if self.dense_index not in DENSE_INDEXES:
             raise ConfigError(f"dense index {self.dense_index!r} is not one of {', '.join(DENSE_INDEXES)}")
         if self.scorer not in SCORERS:

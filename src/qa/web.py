@@ -12,7 +12,7 @@ import queue
 import re
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ import gradio as gr  # noqa: E402
 from . import batch  # noqa: E402
 from .assistant import Assistant  # noqa: E402
 from .errors import QAError  # noqa: E402
+from .manifest import read_manifest  # noqa: E402
+from .settings import DEFAULT_CORPUS  # noqa: E402
 from .types import Answer, Passage, Snippet  # noqa: E402
 
 QUESTION_TYPES = [".txt", ".csv", ".tsv", ".jsonl"]
@@ -110,17 +112,18 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     """The whole UI over one Assistant (chat, citation lookup, batch, sources)."""
 
     def ask(question: str, history: list[dict[str, Any]] | None, k: float) -> tuple[Any, Any, str, str]:
-        try:
-            answer = assistant.ask(question, k=int(k))
-        except QAError as exc:
-            raise _fail(exc) from None
+        with assistant.reading():  # the answer and its first passage from one generation
+            try:
+                answer = assistant.ask(question, k=int(k))
+            except QAError as exc:
+                raise _fail(exc) from None
+            choices = answer_citations(answer)
+            first = choices[0][1] if choices else None
+            viewer = passage_html(assistant.cite(first)) if first else ""
         history = list(history or []) + [
             {"role": "user", "content": answer.question},
             {"role": "assistant", "content": answer_markdown(answer)},
         ]
-        choices = answer_citations(answer)
-        first = choices[0][1] if choices else None
-        viewer = passage_html(assistant.cite(first)) if first else ""
         return history, gr.update(choices=choices, value=first), viewer, ""
 
     def show(citation_id: str | None) -> str:
@@ -195,13 +198,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         )
 
     def remove(source: str | None) -> tuple[Any, str, Any]:
-        if not source:
-            raise gr.Error("Pick a source to remove.", print_exception=False)
+        if not source:  # none picked, or the confirmation was cancelled
+            return _sources_update("Nothing removed: pick a source, then confirm.")
         try:
-            assistant.remove(source)
+            line = assistant.remove(source).line()
         except QAError as exc:
             raise _fail(exc) from None
-        return _sources_update(f"Removed {source}.")
+        return _sources_update(md_escape(line[:1].upper() + line[1:]) + ".")
 
     def _sources_update(message: str) -> tuple[Any, str, Any]:
         names = [f.source for f in assistant.sources()]
@@ -210,7 +213,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     def refresh() -> tuple[Any, str, Any]:
         return _sources_update("")
 
-    counts = assistant.index.manifest["counts"]
+    counts = assistant.manifest.counts
     with gr.Blocks(title="qa · cited answers from your documents") as demo:
         gr.Markdown(
             f"## qa\nAnswers are sentences copied from your sources, each with its citation. "
@@ -285,9 +288,16 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     with gr.Column():
                         add_button = gr.Button("Add and index", variant="primary")
                         pick = gr.Dropdown([f.source for f in assistant.sources()], label="Source to remove")
-                        remove_button = gr.Button("Remove from corpus", variant="stop")
+                        remove_button = gr.Button("Remove from index", variant="stop")
                 add_button.click(add, uploads, [sources, note, pick], api_name="upload", concurrency_id="index")
-                remove_button.click(remove, pick, [sources, note, pick], api_name="remove", concurrency_id="index")
+                remove_button.click(
+                    remove,
+                    pick,
+                    [sources, note, pick],
+                    api_name="remove",
+                    concurrency_id="index",
+                    js=CONFIRM_REMOVE,
+                )
                 demo.load(refresh, None, [sources, note, pick], api_name=False)
 
         def list_sources() -> list[list[Any]]:
@@ -310,11 +320,47 @@ def _batch_row(rec: dict[str, Any]) -> list[Any]:
     ]
 
 
-def ready_assistant(index_dir: Path, corpus: Path) -> Assistant:
-    """Open the index, building or updating it from ``corpus`` first when it is missing or stale."""
-    if corpus.is_dir() and Assistant.is_stale(corpus, index_dir):
-        Assistant.build(corpus, index_dir, progress=True, wait_s=600)
-    return Assistant.open(index_dir)
+# Runs in the browser before the call: a cancelled confirmation sends no source, and nothing happens.
+CONFIRM_REMOVE = (
+    "(source) => (source && confirm('Remove ' + source + ' from the index? A file added here is also "
+    "deleted from the corpus folder.')) ? source : null"
+)
+
+
+def ready_assistant(
+    index_dir: Path,
+    corpus: Path | None = None,
+    *,
+    update: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> Assistant:
+    """Open the index to serve; build it from ``corpus`` (default corpus/) only when there is none yet.
+
+    An existing index is never rebuilt from another folder or with other settings: with
+    ``update`` it is brought up to date from its own folders with its own settings, otherwise a
+    stale one is served as it is and ``say`` is told which files changed.
+    """
+    say = say or (lambda message: None)
+    manifest = read_manifest(index_dir)
+    if manifest is None:
+        Assistant.build(corpus or Path(DEFAULT_CORPUS), index_dir, progress=True, wait_s=600)
+        return Assistant.open(index_dir)
+    if corpus is not None and os.path.abspath(corpus) not in manifest.roots:
+        say(
+            f"note: {index_dir} was built from {', '.join(manifest.roots) or 'documents in memory'}; "
+            f"--corpus {corpus} is not indexed into it (run `qa index {corpus} --index {index_dir}` for that)"
+        )
+    if update:
+        Assistant.build(None, index_dir, progress=True, wait_s=600)
+    assistant = Assistant.open(index_dir)
+    changed = [] if update else assistant.changed()
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        say(
+            f"note: {len(changed)} file(s) changed since {index_dir} was built ({shown}); serving it as it is; "
+            f"run `qa index --index {index_dir}` or `qa serve --update` to update it"
+        )
+    return assistant
 
 
 ASSETS = Path(__file__).resolve().parents[2] / "ui"

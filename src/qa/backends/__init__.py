@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError, IndexFolderError
-from ..index import Index, current_generation, read_manifest
+from ..index import Index
+from ..manifest import read_manifest
 
 EXTRAS = {"qdrant_edge": "qdrant", "qdrant_client": "qdrant", "ray": "ray"}
 
@@ -71,28 +72,11 @@ class Backend:
 
 def backend_of(index_dir: Path) -> Backend | None:
     """The backend the index in ``index_dir`` was built with (None: the folder, or no index yet)."""
-    described = (read_manifest(index_dir) or {}).get("backend")
-    return Backend.from_manifest(described) if described else None
+    manifest = read_manifest(index_dir)
+    described = manifest.backend if manifest is not None else None
+    return Backend.from_manifest(dict(described)) if described else None
 
 
 def open_index(index_dir: Path, model: str | None = None, backend: Backend | None = None) -> Index:
-    """Open the index in ``index_dir`` with whichever backend its manifest names."""
-    manifest = read_manifest(index_dir)
-    described = (manifest or {}).get("backend")
-    if not described:
-        return Index.open(index_dir, model)
-    from .qdrant import QdrantIndex
-
-    gen = current_generation(index_dir)
-    assert manifest is not None and gen is not None
-    _check_model(index_dir, manifest, model)
-    return QdrantIndex(index_dir, gen, manifest, backend or Backend.from_manifest(described))
-
-
-def _check_model(index_dir: Path, manifest: dict[str, Any], model: str | None) -> None:
-    built_with = manifest["model"]["name"]
-    if model is not None and model != built_with:
-        raise IndexFolderError(
-            f"{index_dir} was built with model {built_with!r}, not {model!r}; "
-            f"use --model {built_with} or rebuild it with `qa index --model {model}`"
-        )
+    """Open the index in ``index_dir`` with whichever backend its manifest names (``Index.open``)."""
+    return Index.open(index_dir, model, backend=backend)

@@ -30,9 +30,13 @@ from typing import Any
 
 import numpy as np
 
+from ..dense import FLAT_MAX
 from ..errors import IndexFolderError, QAError
-from ..index import FLAT_MAX, MANIFEST, META, SCHEMA, ChunkRow, Index
+from ..index import ChunkRow, Index
 from ..lexical import terms
+from ..manifest import Manifest
+from ..store import MANIFEST, META, rebuild_hint
+from ..writer import SCHEMA
 from . import Backend, require
 
 CHUNK, SENTENCE, BM25 = "chunk", "sentence", "bm25"
@@ -479,12 +483,14 @@ class QdrantIndex(Index):
     ``hybrid``: both candidate lists of a question in one request.
     """
 
-    def __init__(self, index_dir: Path, gen: Path, manifest: dict[str, Any], backend: Backend, engine: Any = None):
+    def __init__(
+        self, index_dir: Path, gen: Path, manifest: Manifest, backend: Backend, engine: Any = None, holding: Any = None
+    ):
         self.dir = index_dir
         self.gen = gen
         self.manifest = manifest
         self.backend = backend
-        self._local = threading.local()
+        self._start_reading(holding)
         self._docs = {}
         self.engine = engine or engine_for(backend)
         self.engine.check()
@@ -495,12 +501,10 @@ class QdrantIndex(Index):
         except QAError:
             raise
         except Exception as exc:
-            raise IndexFolderError(
-                f"{index_dir} is damaged ({_reason(exc)}); rebuild it with `qa index --rebuild`"
-            ) from None
+            raise IndexFolderError(f"{index_dir} is damaged ({_reason(exc)}); {rebuild_hint(index_dir)}") from None
         self._chunk_lo = {doc_id: lo for doc_id, _row, lo, _s in placed}
         self._doc_ids = {row: (doc_id, lo, s) for doc_id, row, lo, s in placed}
-        self.exact = manifest.get("dense", {}).get("type", "flat") == "flat" or self.chunk_count <= FLAT_MAX
+        self.exact = manifest.dense.get("type", "flat") == "flat" or self.chunk_count <= FLAT_MAX
         self.lexical = QdrantLexical(self)
         self.dense = _Dense(self)
         self.chunk_vectors = _Vectors(self, "c")
@@ -667,7 +671,7 @@ class _Vectors:
         self.kind = kind
         self.using = CHUNK if kind == "c" else SENTENCE
         self.dtype = np.float32 if kind == "c" else np.float16
-        self.dimension = int(index.manifest["model"]["dimension"])
+        self.dimension = index.manifest.dimension
         self._cache: dict[int, np.ndarray] = {}
 
     @property
