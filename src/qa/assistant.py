@@ -77,7 +77,9 @@ class Assistant:
         """Open a built index. ``model``, when given, must be the model the index was built with."""
         index = Index.open(Path(index_dir), model)
         settings = (settings or Settings()).but(
-            model=index.manifest["model"]["name"], precision=index.manifest["model"].get("precision", "fp32")
+            model=index.manifest["model"]["name"],
+            precision=index.manifest["model"].get("precision", "fp32"),
+            follow_links=index.manifest.get("follow_links", False),
         )
         return cls(index, embedder or _embedder(settings), settings)
 

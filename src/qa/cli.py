@@ -97,6 +97,11 @@ def main() -> None:
     show_default=True,
     help="FAISS index: exact (flat) up to 200k chunks, then HNSW, unless set.",
 )
+@click.option(
+    "--follow-links/--no-follow-links",
+    default=None,
+    help="Follow links that lead outside the indexed folders (default: only those inside them; kept from last time).",
+)
 @click.option("--wait", type=float, default=0.0, help="Seconds to wait for another build to finish.")
 @json_option
 def index_command(
@@ -109,6 +114,7 @@ def index_command(
     chunk_overlap: int | None,
     max_file_mb: float | None,
     dense_index: str,
+    follow_links: bool | None,
     wait: float,
     as_json: bool,
 ) -> None:
@@ -127,6 +133,7 @@ def index_command(
             "chunk_tokens": chunk_tokens,
             "chunk_overlap": chunk_overlap,
             "max_file_mb": max_file_mb,
+            "follow_links": follow_links,
         }.items()
         if v is not None
     }
@@ -137,6 +144,7 @@ def index_command(
         changes.setdefault("chunk_overlap", manifest["settings"]["chunk_overlap"])
         changes.setdefault("model", manifest["model"]["name"])
         changes.setdefault("precision", manifest["model"].get("precision", "fp32"))
+        changes.setdefault("follow_links", manifest.get("follow_links", False))
     settings = Settings().but(dense_index=dense_index, **changes)
     roots = list(paths) or [Path(r) for r in (manifest or {}).get("roots", [])] or [Path(DEFAULT_CORPUS)]
     report = Assistant.build(roots, index_dir, settings=settings, rebuild=rebuild, progress=not as_json, wait_s=wait)
