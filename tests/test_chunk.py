@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from itertools import pairwise
+from unittest.mock import patch
 
 import pysbd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qa.chunk import _segmenter, chunk_document, split_sentences
+from qa.chunk import MAX_BLOCK_CHARS, MAX_SENTENCE_CHARS, _segmenter, chunk_document, split_sentences
 from qa.types import Document
 
 from .conftest import SEED_FILE, WordTokenizer, shared_path
@@ -113,6 +116,58 @@ def test_long_sentence_is_cut_at_token_boundaries_not_truncated():
     sentences, chunks = chunk_document(doc(text), WordTokenizer(), 30, 5, with_title=False)
     assert [s.tokens for s in sentences] == [30, 30, 30, 10]
     assert " ".join(text[s.start : s.end] for s in sentences) == text
+
+
+def words_without_punctuation(chars: int) -> str:
+    words = re.findall(r"[A-Za-z]+", SEED_FILE.read_text(encoding="utf-8"))
+    out, n, i = [], 0, 0
+    while n < chars:
+        out.append(words[i % len(words)])
+        n += len(out[-1]) + 1
+        i += 7
+    return " ".join(out)
+
+
+class LongestSeen(WordTokenizer):
+    """The word tokenizer, noting the longest text it is given (what its cost grows with)."""
+
+    longest = 0
+
+    def count(self, texts):  # type: ignore[no-untyped-def]
+        self.longest = max([self.longest, *map(len, texts)])
+        return super().count(texts)
+
+    def spans(self, text):  # type: ignore[no-untyped-def]
+        self.longest = max(self.longest, len(text))
+        return super().spans(text)
+
+
+def test_a_line_without_punctuation_is_cut_at_white_space_into_bounded_sentences():
+    text = words_without_punctuation(300_000)
+    spans = split_sentences(doc(text))
+    assert max(b - a for a, b in spans) <= MAX_SENTENCE_CHARS
+    assert all((a == 0 or text[a - 1] == " ") and (b == len(text) or text[b] == " ") for a, b in spans)
+    assert [w for a, b in spans for w in text[a:b].split()] == text.split()
+    tokenizer = LongestSeen()
+    sentences, chunks = chunk_document(doc(text), tokenizer, 200, 32, with_title=False)
+    assert tokenizer.longest <= MAX_SENTENCE_CHARS  # no single call grows with the line
+    assert max(s.tokens for s in sentences) <= 200 and len(chunks) >= len(text.split()) // 200
+
+
+def test_a_long_block_is_cut_between_sentences_not_inside_one():
+    text = "The alliance met in Tokyo, and agreed. " * 2_000  # 78k characters on one line
+    assert len(text) > 3 * MAX_BLOCK_CHARS
+    assert set(sentences_of(text)) == {"The alliance met in Tokyo, and agreed."}
+
+
+@given(prose, st.sampled_from(["txt", "md", "pdf"]))
+@settings(max_examples=100, deadline=None)
+def test_cutting_long_blocks_and_sentences_keeps_every_character(text, kind):
+    with patch.multiple("qa.chunk", MAX_BLOCK_CHARS=40, MAX_SENTENCE_CHARS=16):
+        spans = split_sentences(doc(text, kind))
+    assert all(0 < b - a <= 16 for a, b in spans)
+    assert all(b <= c for (_, b), (c, _) in pairwise(spans))
+    assert [w for a, b in spans for w in text[a:b].split()] == text.split()  # no word is cut: all are short
 
 
 def test_overlap_repeats_whole_sentences():

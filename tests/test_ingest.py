@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from qa.errors import IngestError
+from qa.index import Index
 from qa.ingest import SourceFile, discover, read_document
 
-from .conftest import shared_path
+from .conftest import build_fake, shared_path
 
 
 def read(path: Path, max_bytes: int = 10**8):  # type: ignore[no-untyped-def]
@@ -99,9 +100,125 @@ def test_truncated_pdf_is_reported_not_crashing(tmp_path):
         read(path)
 
 
-def test_image_only_pdf_warns_that_it_has_no_text(tmp_path):
+def test_image_only_pdf_is_skipped_saying_it_has_no_text(tmp_path):
     path = tmp_path / "scan.pdf"
     shutil.copy(shared_path("pdfs", "imagemagick-CCITTFaxDecode.pdf"), path)
+    with pytest.raises(IngestError, match=r"scan.pdf: no text could be extracted \(image-only PDF\? run OCR"):
+        read(path)
+
+
+def make_pdf(pages: list[bytes]) -> bytes:
+    """A minimal PDF with one text-showing content stream per page, in Helvetica."""
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>", b"", b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for text in pages:
+        escaped = text.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)")
+        stream = b"BT /F1 12 Tf 72 720 Td (" + escaped + b") Tj ET"
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
+        objects.append(
+            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] "
+            b"/Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>" % len(objects)
+        )
+        kids.append(b"%d 0 R" % len(objects))
+    objects[1] = b"<< /Type /Pages /Kids [%s] /Count %d >>" % (b" ".join(kids), len(kids))
+    out, offsets = bytearray(b"%PDF-1.4\n"), []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n%s\nendobj\n" % (number, body)
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % at for at in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+GLYPH_JUNK = bytes(range(1, 32)) * 4  # what a font without a Unicode map gives pypdf
+
+
+def test_pdf_page_with_an_unreadable_text_layer_is_left_out_with_the_reason(tmp_path):
+    path = tmp_path / "mixed.pdf"
+    path.write_bytes(make_pdf([b"The alliance met in Tokyo. Budgets grew in 2024.", GLYPH_JUNK]))
     document, warnings = read(path)
-    assert not document.text.strip()
-    assert any("no text could be extracted" in w for w in warnings)
+    assert document.text.startswith("The alliance met in Tokyo.") and "\x01" not in document.text
+    assert len(document.page_starts) == 2
+    assert warnings == ["page 2: text layer unreadable (100% control or private-use characters), left out"]
+
+
+def test_pdf_whose_whole_text_layer_is_garbage_is_skipped_with_the_reason(tmp_path):
+    path = tmp_path / "garbage.pdf"
+    path.write_bytes(make_pdf([GLYPH_JUNK, GLYPH_JUNK]))
+    with pytest.raises(IngestError, match="garbage.pdf: the PDF's text layer is unreadable.*run OCR"):
+        read(path)
+
+
+def test_nothing_indexed_says_why_for_each_file(tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "garbage.pdf").write_bytes(make_pdf([GLYPH_JUNK]))
+    shutil.copy(shared_path("pdfs", "imagemagick-CCITTFaxDecode.pdf"), corpus / "scan.pdf")
+    (corpus / "blank.txt").write_text("  \n\n \t\n")
+    with pytest.raises(IngestError) as info:
+        build_fake(corpus, tmp_path / "index")
+    message = str(info.value)
+    assert "(3 file(s) skipped: " in message and "\n" not in message
+    assert "blank.txt: holds only white space" in message
+    assert "garbage.pdf: the PDF's text layer is unreadable" in message
+    assert "scan.pdf: no text could be extracted" in message
+
+
+PROSE = "The alliance met in Tokyo and agreed on a plan for the coming years. " * 1000  # 69 KB
+
+
+def test_nul_bytes_after_the_first_64_kb_are_left_out_with_a_warning(tmp_path):
+    path = tmp_path / "log.txt"
+    path.write_bytes(PROSE.encode() + b"Budgets\x00 grew\x00\x00 in 2024.\n")
+    document, warnings = read(path)
+    assert "\x00" not in document.text and document.text.endswith("Budgets grew in 2024.\n")
+    assert warnings == [f"3 NUL character(s) left out (the first at character {len(PROSE) + 7:,})"]
+
+
+def test_binary_data_after_the_first_64_kb_is_refused(tmp_path):
+    path = tmp_path / "dump.txt"
+    path.write_bytes(PROSE.encode() + bytes(range(32)) * 4000)
+    with pytest.raises(IngestError, match="dump.txt: looks like a binary file from character 65,536 on"):
+        read(path)
+
+
+def test_link_out_of_the_corpus_is_not_followed_and_is_reported(tmp_path):
+    corpus, elsewhere = tmp_path / "corpus", tmp_path / "elsewhere"
+    corpus.mkdir()
+    elsewhere.mkdir()
+    (elsewhere / "secret.txt").write_text("The vault code is 4471.")
+    (corpus / "notes.txt").write_text("The alliance met in Tokyo.")
+    (corpus / "passwd.txt").symlink_to("/etc/passwd")
+    (corpus / "secret.txt").symlink_to(elsewhere / "secret.txt")
+    files, passed = discover([corpus])
+    assert [f.source for f in files] == ["notes.txt"]
+    reason = "is a link to a file outside the indexed folders, not followed (qa index --follow-links follows it)"
+    assert ("passwd.txt", reason) in passed and ("secret.txt", reason) in passed
+    report = build_fake(corpus, tmp_path / "index")
+    assert {f.source: f.status for f in report.files} == {
+        "notes.txt": "indexed",
+        "passwd.txt": "skipped",
+        "secret.txt": "skipped",
+    }
+    assert f"secret.txt: {reason}" in [f.error for f in report.files]
+    index = Index.open(tmp_path / "index")
+    assert all("4471" not in index.document(row).document.text for row in index.document_rows())
+
+
+def test_links_inside_an_indexed_folder_or_with_follow_links_are_followed(tmp_path):
+    corpus, shared = tmp_path / "corpus", tmp_path / "shared"
+    corpus.mkdir()
+    shared.mkdir()
+    (shared / "glossary.md").write_text("# Glossary\n\nSOSA: security of supply arrangement.")
+    (corpus / "terms.md").symlink_to(shared / "glossary.md")
+    (corpus / "more").symlink_to(shared)
+    files, passed = discover([corpus, shared])
+    assert sorted(f.source for f in files) == ["glossary.md", "terms.md"]
+    assert [name for name, _ in passed] == ["more"]
+    files, passed = discover([corpus], follow_links=True)
+    assert sorted(f.source for f in files) == ["more/glossary.md", "terms.md"] and passed == []
+    (shared / "loop").symlink_to(corpus)  # a loop is walked once
+    files, _ = discover([corpus], follow_links=True)
+    assert sorted(f.source for f in files) == ["more/glossary.md", "terms.md"]

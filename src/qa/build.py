@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def build_index(
         try:
             excluded = _under(roots, before.excluded if excluded is None and before else excluded or ())
             managed = _under(roots, before.managed if managed is None and before else managed or ())
-            files, passed = discover(roots) if documents is None else ([], [])
+            files, passed = discover(roots, settings.follow_links) if documents is None else ([], [])
             kept = [f for f in files if os.path.abspath(f.path) not in excluded]
             reports = [FileReport(name, "skipped", error=f"{name}: {why}") for name, why in passed]
             items: list[SourceFile | Document] = list(kept) if documents is None else list(documents)
@@ -103,10 +104,7 @@ def build_index(
                 items, previous, settings, tokenizer, reports, progress, on_progress, runner
             )
             if not any(d.chunks for d in docs) and len(kept) == len(files):
-                raise IngestError(
-                    f"nothing could be indexed from {', '.join(str(r) for r in roots)} "
-                    f"({len(reports)} file(s) skipped); add .txt, .md or .pdf files"
-                )
+                raise IngestError(_nothing_indexed(roots, reports))
             indexed = {os.path.abspath(f.path) for f in kept}
             record = _Record(
                 roots,
@@ -130,6 +128,17 @@ def build_index(
             if previous is not None:
                 previous.close()
         return BuildReport(tuple(reports), time.perf_counter() - started, embedded)
+
+
+def _nothing_indexed(roots: list[Path], reports: list[FileReport]) -> str:
+    """One line saying that nothing could be indexed, and why, file by file (the first few)."""
+    why = [r.error for r in reports if r.status == "skipped"]
+    why += [f"{r.source}: no sentences" for r in reports if r.status != "skipped" and not r.chunks]
+    shown = "; ".join(why[:5]) + (f"; and {len(why) - 5} more" if len(why) > 5 else "")
+    where = ", ".join(str(r) for r in roots)
+    if not why:
+        return f"nothing could be indexed from {where}: no .txt, .md or .pdf files there; add some"
+    return f"nothing could be indexed from {where} ({len(why)} file(s) skipped: {shown}); add .txt, .md or .pdf files"
 
 
 @dataclass(frozen=True)
@@ -419,6 +428,7 @@ def _manifest(
         lexical=shape["lexical"],
         max_file_mb=settings.max_file_mb,
         dense_index=settings.dense_index,
+        follow_links=settings.follow_links,
         dense=dense_description(settings.dense_index, chunks),
         roots=tuple(str(r) for r in record.roots),
         excluded=record.excluded,
@@ -462,11 +472,45 @@ def _write_backend(
 
 
 def _bar(total: int, what: str, unit: str, show: bool):  # type: ignore[no-untyped-def]
-    if not show or not sys.stderr.isatty() or total == 0:
+    if not show or total == 0:
         return None
+    if not sys.stderr.isatty():
+        return _Lines(total, what, unit)
     from tqdm import tqdm
 
     return tqdm(total=total, desc=what, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+
+class _Lines:
+    """Progress off a terminal (a log, a pipe): a plain line on stderr every ``every_s`` seconds.
+
+    A timer writes it, so one large file that takes minutes still shows the work going on; work
+    that ends sooner prints nothing, so short builds stay quiet.
+    """
+
+    def __init__(self, total: int, what: str, unit: str, every_s: float = 15.0) -> None:
+        self.total, self.what, self.unit = total, what, unit
+        self.done = 0
+        self.started = time.monotonic()
+        self._stop = threading.Event()
+        self._every_s = every_s
+        threading.Thread(target=self._report, daemon=True).start()
+
+    def _report(self) -> None:
+        while not self._stop.wait(self._every_s):
+            print(self.line(), file=sys.stderr, flush=True)
+
+    def line(self) -> str:
+        elapsed = time.monotonic() - self.started
+        return f"{self.what}: {self.done:,}/{self.total:,} {self.unit}s, {elapsed:.0f} s"
+
+    def update(self, n: int = 1) -> None:
+        self.done += n
+
+    def close(self) -> None:
+        self._stop.set()
+        if time.monotonic() - self.started >= self._every_s:
+            print(f"{self.line()}, done", file=sys.stderr, flush=True)
 
 
 def _tick(bar, on_progress: Progress | None, stage: str, done: int, total: int) -> None:  # type: ignore[no-untyped-def]

@@ -4,6 +4,11 @@ Sentences come from pysbd (rule-based, handles "U.S.", "Dr.", "e.g." and decimal
 ``benchmarks/sentence_splitters.py`` for the comparison that chose it). Chunks are runs of whole
 sentences that fit the embedding model's token limit, counted with the model's own tokenizer, and
 overlap by whole sentences.
+
+The cost of a sentence is bounded: a block of text is cut before about ``MAX_BLOCK_CHARS``
+(at a sentence end where there is one), and a sentence longer than ``MAX_SENTENCE_CHARS`` (text
+without punctuation) is cut at white space, so one long line costs time and memory in proportion
+to its length, like any other text.
 """
 
 from __future__ import annotations
@@ -17,6 +22,17 @@ from .types import Chunk, Document, Sentence
 
 _NEWLINES = re.compile(r"\n+")
 _BLANK_LINES = re.compile(r"\n\s*\n")
+_LINE_BREAK = re.compile(r"(?<!\n)\n(?!\n)")
+# pysbd sees at most this much text at once; its regexes copy their input several times over.
+MAX_BLOCK_CHARS = 20_000
+# Longer "sentences" (no punctuation for pages on end) are cut at white space: four times more
+# characters than a full 200-token chunk usually holds, so real sentences are never cut here.
+MAX_SENTENCE_CHARS = 4_000
+# The last sentence end, or white space, in a stretch: the greedy ``.*`` finds it from the end.
+_LAST_SENTENCE_END = re.compile(r"(?s:.*)[.!?…][\"'”’)\]]*\s")
+_LAST_SPACE = re.compile(r"(?s:.*)\s")
+# Token counts are asked for this many sentences at a time, so their encodings never pile up.
+COUNT_BATCH = 2_000
 
 
 class Tokenizer(Protocol):
@@ -87,13 +103,9 @@ def _segmentation_view(text: str, kind: str) -> str:
     PDFs break lines inside sentences, so there only blank lines separate blocks. In text and
     Markdown a line break ends a block unless the next line plainly continues (starts lowercase).
     """
-    chars = list(text)
-    for match in re.finditer(r"(?<!\n)\n(?!\n)", text):
-        i = match.start()
-        nxt = text[i + 1 : i + 2]
-        if kind == "pdf" or nxt.islower():
-            chars[i] = " "
-    return "".join(chars)
+    if kind == "pdf":
+        return _LINE_BREAK.sub(" ", text)
+    return _LINE_BREAK.sub(lambda m: " " if m.string[m.end() : m.end() + 1].islower() else "\n", text)
 
 
 def _blocks(view: str, kind: str) -> list[tuple[int, int]]:
@@ -103,7 +115,26 @@ def _blocks(view: str, kind: str) -> list[tuple[int, int]]:
         spans.append((start, match.start()))
         start = match.end()
     spans.append((start, len(view)))
-    return [(a, b) for a, b in spans if view[a:b].strip()]
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if view[a:b].strip():
+            out += _cut(view, a, b, MAX_BLOCK_CHARS, sentences=True)
+    return out
+
+
+def _cut(text: str, start: int, end: int, limit: int, sentences: bool) -> list[tuple[int, int]]:
+    """``[start, end)`` in pieces of at most ``limit`` characters, each cut after the last sentence
+    end in it (with ``sentences``), else after its last white space, else at the limit."""
+    pieces = []
+    while end - start > limit:
+        found = (sentences and _LAST_SENTENCE_END.match(text, start, start + limit)) or _LAST_SPACE.match(
+            text, start, start + limit
+        )
+        cut = found.end() if found else start + limit
+        pieces.append((start, cut))
+        start = cut
+    pieces.append((start, end))
+    return pieces
 
 
 def split_sentences(doc: Document) -> list[tuple[int, int]]:
@@ -126,7 +157,14 @@ def split_sentences(doc: Document) -> list[tuple[int, int]]:
             cursor = at + len(piece)
         if block[cursor:].strip():
             spans.append(_trim(view, block_start + cursor, block_end))
-    return spans
+    out: list[tuple[int, int]] = []
+    for a, b in spans:
+        if b - a <= MAX_SENTENCE_CHARS:
+            out.append((a, b))
+        else:  # no punctuation for pages on end: cut at white space
+            pieces = (_trim(view, pa, pb) for pa, pb in _cut(view, a, b, MAX_SENTENCE_CHARS, sentences=False))
+            out += [p for p in pieces if p[1] > p[0]]
+    return out
 
 
 def _trim(text: str, start: int, end: int) -> tuple[int, int]:
@@ -173,7 +211,9 @@ def chunk_document(
     prefix_tokens = tokenizer.count([prefix])[0] if prefix else 0
     budget = max(8, min(chunk_tokens, tokenizer.max_tokens) - prefix_tokens)
     spans = split_sentences(doc) if spans is None else spans
-    counts = tokenizer.count([text[a:b] for a, b in spans]) if spans else []
+    counts: list[int] = []
+    for at in range(0, len(spans), COUNT_BATCH):
+        counts += tokenizer.count([text[a:b] for a, b in spans[at : at + COUNT_BATCH]])
     fitted: list[tuple[int, int, int]] = []
     for (a, b), n in zip(spans, counts, strict=True):
         if n <= budget:

@@ -14,7 +14,9 @@ from .index import Index
 from .types import Citation, Document, Passage
 
 ID_DIGITS = 12
-_ID = re.compile(rf"([0-9a-f]{{{ID_DIGITS}}}):(\d{{1,12}})-(\d{{1,12}})")
+# Hex digits in either case: ids are printed in lower case, but one retyped or copied from a
+# tool that upper-cases hex is the same id.
+_ID = re.compile(rf"([0-9a-fA-F]{{{ID_DIGITS}}}):(\d{{1,12}})-(\d{{1,12}})")
 
 
 def citation_id(doc_id: str, start: int, end: int) -> str:
@@ -37,7 +39,7 @@ def parse_citation_id(text: str) -> tuple[str, int, int]:
     start, end = int(match.group(2)), int(match.group(3))
     if end <= start:
         raise CitationError(f"citation {cleaned!r} has an empty span ({start}-{end}); the end must follow the start")
-    return match.group(1), start, end
+    return match.group(1).lower(), start, end
 
 
 def resolve(index: Index, text: str, context: int = 300) -> Passage:

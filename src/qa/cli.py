@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,40 @@ from .serialize import answer_dict
 from .settings import DEFAULT_INDEX, SCORERS, Settings
 from .types import Answer, BuildReport, Passage, Snippet
 
+# Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides that can
+# reorder or hide text: sources are shown with these escaped, never sent to the terminal.
+_UNSAFE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_LINE = re.compile(r"[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_IN_CSV = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")  # keeps \r\n
+
+
+def _escape(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
+
+
+def visible(text: str, one_line: bool = False) -> str:
+    """``text`` with every control character shown as an escape (``\\x1b``), so source text cannot
+    drive the terminal. ``one_line`` escapes tabs and newlines too."""
+    return (_UNSAFE_IN_LINE if one_line else _UNSAFE).sub(_escape, text)
+
+
+def echo(text: str = "", err: bool = False, one_line: bool = False) -> None:
+    """Print through ``visible``: what every printer of this command uses."""
+    click.echo(visible(text, one_line), err=err)
+
+
+class _VisibleStream:
+    """Batch answers on standard output, escaped like ``visible`` (CSV's ``\\r\\n`` kept)."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        return self._stream.write(_UNSAFE_IN_CSV.sub(_escape, text))
+
+    def flush(self) -> None:
+        self._stream.flush()
+
 
 class _Group(click.Group):
     """Turns QAError into a one-line message and exit status 1, never a traceback."""
@@ -23,7 +59,7 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except QAError as exc:
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {visible(str(exc), one_line=True)}", err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -56,7 +92,9 @@ scorer_option = click.option(
 
 
 def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, ensure_ascii=False, indent=1))
+    # JSON escapes C0 controls itself; DEL, C1 and the overrides are escaped as \\uXXXX, still the same JSON.
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    click.echo(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def to_data(obj: Any) -> Any:
@@ -105,6 +143,11 @@ def main() -> None:
     default=None,
     help="FAISS index: exact (flat) up to 200k chunks, then HNSW, unless set (default auto).",
 )
+@click.option(
+    "--follow-links/--no-follow-links",
+    default=None,
+    help="Follow links that lead outside the indexed folders (default: only those inside them; kept from last time).",
+)
 @click.option("--wait", type=float, default=0.0, help="Seconds to wait for another build to finish.")
 @click.option(
     "--backend",
@@ -128,6 +171,7 @@ def index_command(
     chunk_overlap: int | None,
     max_file_mb: float | None,
     dense_index: str | None,
+    follow_links: bool | None,
     wait: float,
     backend: str | None,
     qdrant_path: str | None,
@@ -153,6 +197,7 @@ def index_command(
         chunk_overlap=chunk_overlap,
         max_file_mb=max_file_mb,
         dense_index=dense_index,
+        follow_links=follow_links,
     )
     try:
         manifest = read_manifest(index_dir)
@@ -216,14 +261,17 @@ def _runner(settings: Settings, workers: int | None, address: str | None) -> Any
 def _print_report(report: BuildReport) -> None:
     for f in report.files:
         if f.status == "skipped":
-            click.echo(f"skipped   {f.error}")
+            echo(f"skipped   {f.error}", one_line=True)
             continue
         pages = f"{f.pages} pages, " if f.pages else ""
-        click.echo(f"{f.status:<9} {f.source}: {pages}{f.chars:,} chars, {f.sentences} sentences, {f.chunks} chunks")
+        echo(
+            f"{f.status:<9} {f.source}: {pages}{f.chars:,} chars, {f.sentences} sentences, {f.chunks} chunks",
+            one_line=True,
+        )
         for w in f.warnings:
-            click.echo(f"          warning: {w}")
+            echo(f"          warning: {w}", one_line=True)
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("indexed", "unchanged", "skipped") if report.count(s))
-    click.echo(f"{counts}; {report.embedded_chunks} chunks embedded in {report.seconds:.1f}s")
+    echo(f"{counts}; {report.embedded_chunks} chunks embedded in {report.seconds:.1f}s")
 
 
 @main.command("ask")
@@ -251,7 +299,7 @@ def format_answer(answer: Answer, color: bool = False) -> str:
     phrase (marked in bold inside the sentence when ``color``); or why it abstained."""
     lines = []
     if answer.abstained:
-        lines.append(f"The sources do not answer this: {answer.reason}.")
+        lines.append(visible(f"The sources do not answer this: {answer.reason}.", one_line=True))
         if answer.related:
             lines.append("")
             lines.append("Related passages:")
@@ -260,7 +308,8 @@ def format_answer(answer: Answer, color: bool = False) -> str:
     lines.append(f"Answer (confidence {answer.confidence:.2f}):")
     lines += _snippet_lines(answer.snippets[:1], phrase=answer.phrase, color=color)
     if answer.phrase is not None:
-        lines.append(f"      Exact answer: “{' '.join(answer.phrase.text.split())}” [{answer.phrase.citation.id}]")
+        phrase = visible(" ".join(answer.phrase.text.split()), one_line=True)
+        lines.append(f"      Exact answer: “{phrase}” [{answer.phrase.citation.id}]")
     if len(answer.snippets) > 1:
         lines.append("")
         lines.append("Supporting:")
@@ -271,15 +320,27 @@ def format_answer(answer: Answer, color: bool = False) -> str:
 def _snippet_lines(
     snippets: tuple[Snippet, ...], start: int = 1, phrase: Snippet | None = None, color: bool = False
 ) -> list[str]:
+    """Numbered quotes with their citations; source text escaped (``visible``) before any styling."""
     lines = []
     for n, s in enumerate(snippets, start):
-        text = s.text
+
+        def shown(part: str) -> str:
+            return visible(" ".join(part.split()), one_line=True)
+
+        text = shown(s.text)
         if phrase is not None and color and n == start:
             a, b = phrase.citation.start - s.citation.start, phrase.citation.end - s.citation.start
-            text = text[:a] + click.style(text[a:b], bold=True, underline=True) + text[b:]
-        text = " ".join(text.split())
+            text = " ".join(
+                p
+                for p in (
+                    shown(s.text[:a]),
+                    click.style(shown(s.text[a:b]), bold=True, underline=True),
+                    shown(s.text[b:]),
+                )
+                if p
+            )
         lines.append(f"  [{n}] “{text}”")
-        lines.append(f"      — {s.citation}  (confidence {s.score:.2f})")
+        lines.append(visible(f"      — {s.citation}  (confidence {s.score:.2f})", one_line=True))
     return lines
 
 
@@ -296,7 +357,7 @@ def cite_command(citation_id: str, index_dir: Path, context: int, as_json: bool)
     if as_json:
         _emit_json(to_data(passage))
     else:
-        click.echo(format_passage(passage))
+        echo(format_passage(passage))
 
 
 def format_passage(passage: Passage) -> str:
@@ -364,7 +425,11 @@ def batch_command(
     assistant.embedder.embed(["load the model before the clock starts"])
     # Closed in the finally below; a with-block would also close sys.stdout.
     append = resume and Path(output).exists() and Path(output).stat().st_size > 0
-    stream = sys.stdout if output == "-" else open(output, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115
+    stream = (
+        _VisibleStream(sys.stdout)
+        if output == "-"
+        else open(output, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115
+    )
     bar = _progress(len(rows) - len(skip & {r.id for r in rows}), output != "-")
     try:
         summary = batch.run(
@@ -376,14 +441,14 @@ def batch_command(
             on_row=lambda rec, s: bar.update(1) if bar is not None else None,
         )
     except KeyboardInterrupt:
-        click.echo(f"interrupted: the rows answered so far are in {output}; run again with --resume", err=True)
+        echo(f"interrupted: the rows answered so far are in {output}; run again with --resume", err=True)
         raise
     finally:
         if bar is not None:
             bar.close()
-        if stream is not sys.stdout:
+        if isinstance(stream, io.TextIOBase):
             stream.close()
-    click.echo(summary.line(), err=True)
+    echo(summary.line(), err=True)
 
 
 def _progress(total: int, show: bool):  # type: ignore[no-untyped-def]
@@ -417,10 +482,10 @@ def quote_command(text: str | None, from_file: Path | None, index_dir: Path, lim
         _emit_json(to_data(matches))
         return
     if not matches:
-        click.echo("Not found in the sources: no exact, normalised or close match.")
+        echo("Not found in the sources: no exact, normalised or close match.")
     for n, m in enumerate(matches, 1):
-        click.echo(f"[{n}] {m.kind} ({m.similarity:.0%}): “{' '.join(m.text.split())}”")
-        click.echo(f"    — {m.citation}")
+        echo(f"[{n}] {m.kind} ({m.similarity:.0%}): “{' '.join(m.text.split())}”")
+        echo(f"    — {m.citation}")
 
 
 @main.command("serve")
@@ -463,8 +528,8 @@ def serve_command(
         if not sep or not user or not password:
             raise InputError("--auth must look like USER:PASSWORD, both parts non-empty")
         login = (user, password)
-    assistant = ready_assistant(index_dir, corpus, update=update, say=lambda m: click.echo(m, err=True))
-    click.echo(f"serving {index_dir} on http://{host}:{port or 7860} (Ctrl-C to stop)", err=True)
+    assistant = ready_assistant(index_dir, corpus, update=update, say=lambda m: echo(m, err=True))
+    echo(f"serving {index_dir} on http://{host}:{port or 7860} (Ctrl-C to stop)", err=True)
     launch(
         build_app(assistant), host=host, port=port, auth=login, share=share, max_file_mb=assistant.settings.max_file_mb
     )

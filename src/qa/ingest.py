@@ -21,6 +21,13 @@ from .types import Document
 SUPPORTED = (".txt", ".md", ".pdf")
 PAGE_SEPARATOR = "\n\n"
 _BINARY_CONTROL = re.compile(r"[\x00-\x08\x0e-\x1f]")
+# Text is binary where more than 1% of a window this long is control characters.
+BINARY_WINDOW = 65536
+# What a PDF font without a Unicode map turns its glyphs into: control and private-use
+# characters, and U+FFFD. A page more than this share of them has an unreadable text layer.
+_JUNK = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff\ufffd\U000f0000-\U0010ffff]")
+UNREADABLE_SHARE = 0.3
+FOLLOW_HINT = "qa index --follow-links follows it"
 
 
 @dataclass(frozen=True)
@@ -31,41 +38,65 @@ class SourceFile:
     source: str
 
 
-def discover(roots: list[Path]) -> tuple[list[SourceFile], list[tuple[str, str]]]:
+def discover(roots: list[Path], follow_links: bool = False) -> tuple[list[SourceFile], list[tuple[str, str]]]:
     """Every supported file under ``roots``, plus (name, reason) for what was passed over.
 
-    Folders are walked without following folder links, so link loops cannot trap the walk.
-    A file is cited by its path relative to the folder it was found in.
+    A link is followed only where it leads inside one of the roots, so a link in the corpus
+    cannot bring in a file from elsewhere on the machine (``/etc/passwd``); folder links are not
+    followed, so link loops cannot trap the walk. ``follow_links`` follows every link (each
+    folder once). A file is cited by its path relative to the folder it was found in.
     """
     found: dict[str, SourceFile] = {}
     passed: list[tuple[str, str]] = []
+    inside = [r.resolve() for r in roots if r.exists()]
     for root in roots:
         if not root.exists():
-            passed.append((str(root), "does not exist"))
+            passed.append((str(root), "is a broken link" if root.is_symlink() else "does not exist"))
             continue
-        if root.is_file():
-            _add(found, passed, root, root.name)
+        if root.is_file():  # named on its own: followed, wherever it leads
+            _add(found, passed, root, root.name, [root.resolve()])
             continue
-        for folder, dirs, files in os.walk(root, followlinks=False, onerror=None):
+        seen: set[Path] = set()
+        for folder, dirs, files in os.walk(root, followlinks=follow_links, onerror=None):
+            here = Path(folder)
+            if follow_links:
+                real = here.resolve()
+                if real in seen:  # a link loop, or a folder reached twice
+                    dirs.clear()
+                    continue
+                seen.add(real)
             dirs.sort()
             for d in dirs:
-                if (Path(folder) / d).is_symlink():
-                    passed.append(((Path(folder) / d).relative_to(root).as_posix(), "folder link not followed"))
+                if not follow_links and (here / d).is_symlink():
+                    name = (here / d).relative_to(root).as_posix()
+                    passed.append((name, f"folder link not followed ({FOLLOW_HINT})"))
             for name in sorted(files):
-                path = Path(folder) / name
+                path = here / name
                 if name.startswith("."):
                     continue
-                _add(found, passed, path, path.relative_to(root).as_posix())
+                _add(found, passed, path, path.relative_to(root).as_posix(), None if follow_links else inside)
     return sorted(found.values(), key=lambda f: f.source), passed
 
 
-def _add(found: dict[str, SourceFile], passed: list[tuple[str, str]], path: Path, source: str) -> None:
+def _add(
+    found: dict[str, SourceFile],
+    passed: list[tuple[str, str]],
+    path: Path,
+    source: str,
+    inside: list[Path] | None,
+) -> None:
+    """Add ``path`` unless it is unsupported, broken, or (``inside`` given) leads outside those folders."""
     if path.suffix.lower() not in SUPPORTED:
         passed.append((source, f"unsupported type {path.suffix or '(no extension)'!r}; qa reads .txt, .md and .pdf"))
         return
     if not path.exists():
         passed.append((source, "is a broken link"))
         return
+    if inside is not None:
+        target = path.resolve()
+        if not any(target.is_relative_to(root) for root in inside):
+            passed.append((source, f"is a link to a file outside the indexed folders, not followed ({FOLLOW_HINT})"))
+            return
     if source in found and found[source].path.resolve() == path.resolve():
         return
     base, n = source, 2
@@ -98,18 +129,24 @@ def read_bytes(file: SourceFile, max_bytes: int) -> bytes:
 
 
 def parse_document(file: SourceFile, data: bytes) -> tuple[Document, list[str]]:
-    """The Document in ``data``, with warnings; IngestError when it cannot be used."""
+    """The Document in ``data``, with warnings; IngestError, with the reason, when it cannot be used."""
     doc_id = file_hash(data)[:16]
     kind = file.path.suffix.lower().lstrip(".")
     if kind == "pdf":
         text, page_starts, warnings, title = _read_pdf(file.source, data)
     else:
-        text, warnings = _decode_text(file.source, data), []
+        text, warnings = _decode_text(file.source, data)
         page_starts = []
         title = _markdown_title(text) if kind == "md" else ""
     if not text.strip():
-        hint = " (image-only PDF? run OCR on it first)" if kind == "pdf" else ""
-        warnings.append(f"no text could be extracted{hint}")
+        if kind != "pdf":
+            raise IngestError(f"{file.source}: holds only white space; add text to it or remove it")
+        if any("unreadable" in w for w in warnings):
+            raise IngestError(
+                f"{file.source}: the PDF's text layer is unreadable on every page with text (its fonts map glyphs to "
+                "control or private-use characters); run OCR on it, or export it again with text"
+            )
+        raise IngestError(f"{file.source}: no text could be extracted (image-only PDF? run OCR on it first)")
     title = title or _title_from_name(file.path)
     return Document(doc_id, file.source, title, text, kind, tuple(page_starts)), warnings
 
@@ -119,8 +156,9 @@ def read_document(file: SourceFile, max_bytes: int) -> tuple[Document, list[str]
     return parse_document(file, read_bytes(file, max_bytes))
 
 
-def _decode_text(source: str, data: bytes) -> str:
-    if b"\x00" in data[:65536]:
+def _decode_text(source: str, data: bytes) -> tuple[str, list[str]]:
+    """The text of ``data`` and warnings; IngestError where any part of it is binary."""
+    if b"\x00" in data[:BINARY_WINDOW]:
         raise IngestError(f"{source}: looks like a binary file, not text; remove it or give it the right extension")
     try:
         text = data.decode("utf-8-sig")
@@ -132,10 +170,28 @@ def _decode_text(source: str, data: bytes) -> str:
             raise IngestError(f"{source}: text encoding not recognised; save it as UTF-8") from None
         text = str(best)
     text = text.replace("\r\n", "\n").replace("\r", "\n")
-    sample = text[:65536]
-    if sample and len(_BINARY_CONTROL.findall(sample)) > 0.01 * len(sample):
-        raise IngestError(f"{source}: looks like a binary file, not text; remove it or give it the right extension")
-    return text
+    _check_not_binary(source, text)
+    warnings = []
+    nuls = text.count("\x00")
+    if nuls:  # a few stray NULs in real text: not text, and nothing a reader could use
+        first = text.index("\x00")
+        text = text.replace("\x00", "")
+        warnings.append(f"{nuls:,} NUL character(s) left out (the first at character {first:,})")
+    return text, warnings
+
+
+def _check_not_binary(source: str, text: str) -> None:
+    """IngestError when any window of the text is more than 1% control characters."""
+    limit = 0.01 * min(BINARY_WINDOW, len(text))
+    counts: dict[int, int] = {}
+    for match in _BINARY_CONTROL.finditer(text):
+        window = match.start() // BINARY_WINDOW
+        counts[window] = counts.get(window, 0) + 1
+        if counts[window] > limit:
+            where = "" if window == 0 else f" from character {window * BINARY_WINDOW:,} on"
+            raise IngestError(
+                f"{source}: looks like a binary file{where}, not text; remove it or give it the right extension"
+            )
 
 
 def _read_pdf(source: str, data: bytes) -> tuple[str, list[int], list[str], str]:
@@ -159,18 +215,28 @@ def _read_pdf(source: str, data: bytes) -> tuple[str, list[int], list[str], str]
         raise IngestError(f"{source}: not a readable PDF ({_one_line(exc)}); re-export or repair it") from None
     texts: list[str] = []
     warnings: list[str] = []
+    unreadable: set[int] = set()
     for number in range(count):
         try:
             page_text = pages[number].extract_text() or ""
         except Exception as exc:  # pypdf raises many kinds on damaged pages; one page must not sink the file
             warnings.append(f"page {number + 1}: text not extractable ({_one_line(exc)})")
             page_text = ""
-        texts.append(page_text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", ""))
+        page_text = page_text.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "")
+        rest, junk = _JUNK.subn("", page_text)
+        share = junk / (junk + len("".join(rest.split()))) if junk else 0.0
+        if share > UNREADABLE_SHARE:
+            warnings.append(
+                f"page {number + 1}: text layer unreadable ({share:.0%} control or private-use characters), left out"
+            )
+            page_text = ""
+            unreadable.add(number)
+        texts.append(page_text)
     starts, offset = [], 0
     for page_text in texts:
         starts.append(offset)
         offset += len(page_text) + len(PAGE_SEPARATOR)
-    empty = [str(i + 1) for i, t in enumerate(texts) if not t.strip()]
+    empty = [str(i + 1) for i, t in enumerate(texts) if not t.strip() and i not in unreadable]
     if empty and len(empty) < count:
         warnings.append(f"no text on page(s) {', '.join(empty[:20])}{' …' if len(empty) > 20 else ''}")
     title = ""

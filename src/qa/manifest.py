@@ -106,6 +106,7 @@ class Manifest:
     max_file_mb: float
     dense_index: str  # as asked: auto, flat or hnsw
     dense: Mapping[str, Any]  # what was made, and why
+    follow_links: bool = False  # whether links leaving the roots were followed (qa index --follow-links)
     roots: tuple[str, ...] = ()
     excluded: tuple[str, ...] = ()  # files under the roots taken out of the index by `qa remove`
     managed: tuple[str, ...] = ()  # files `qa add` copied into a root: `qa remove` deletes them
@@ -127,6 +128,7 @@ class Manifest:
             title_in_chunks=self.title_in_chunks,
             max_file_mb=self.max_file_mb,
             dense_index=self.dense_index,
+            follow_links=self.follow_links,
         )
 
     def embeds_like(self, settings: Settings, precision: str) -> bool:
@@ -192,6 +194,7 @@ class Manifest:
                 "lexical": self.lexical,
                 "max_file_mb": self.max_file_mb,
                 "dense_index": self.dense_index,
+                "follow_links": self.follow_links,
             },
             "dense": _plain(self.dense),
             "roots": list(self.roots),
@@ -229,6 +232,7 @@ class Manifest:
                 max_file_mb=float(shape.get("max_file_mb", defaults.max_file_mb)),
                 dense_index=str(shape.get("dense_index", dense.get("requested", "auto"))),
                 dense=_frozen(dense),
+                follow_links=bool(shape.get("follow_links", data.get("follow_links", False))),
                 roots=tuple(str(r) for r in data.get("roots", ())),
                 excluded=tuple(str(p) for p in data.get("excluded", ())),
                 managed=tuple(str(p) for p in data.get("managed", ())),

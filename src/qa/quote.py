@@ -21,6 +21,9 @@ from .types import QuoteMatch
 
 MAX_QUOTE_CHARS = 5000
 FUZZY_CANDIDATES = 30
+# Quotes up to this long are aligned by rapidfuzz's partial ratio; longer ones by their LCS.
+PARTIAL_RATIO_CHARS = 300
+EDGE_CHARS = 120
 _FOLD = str.maketrans(
     {
         "\u2018": "'",
@@ -154,8 +157,6 @@ def _fuzzy(
     index: Index, needle: str, folded_needle: str, taken: set[tuple[int, int, int]], limit: int, min_similarity: float
 ) -> list[QuoteMatch]:
     """Close matches inside the chunks that share the most words with the quote (BM25 picks them)."""
-    from rapidfuzz import fuzz
-
     words = terms(needle)
     if not words or not folded_needle:
         return []
@@ -164,24 +165,71 @@ def _fuzzy(
     found: list[QuoteMatch] = []
     for chunk in index.chunks([int(c) for c in order if scores[c] > 0]):
         doc = index.document(chunk.doc).document
-        # Widen the chunk a little so a quote that crosses its edge can still align whole.
-        lo = max(0, chunk.start - len(needle))
-        hi = min(len(doc.text), chunk.end + len(needle))
-        folded = fold(doc.text[lo:hi])
-        if not folded.text:
+        folded = _folded_document(doc.doc_id, doc.text)
+        # The chunk, widened by the quote's length so a quote that crosses its edge still aligns whole.
+        lo = int(np.searchsorted(folded.origin, chunk.start - len(needle)))
+        hi = int(np.searchsorted(folded.origin, chunk.end + len(needle)))
+        if hi <= lo:
             continue
-        aligned = fuzz.partial_ratio_alignment(folded_needle, folded.text)
-        similarity = aligned.score / 100.0
-        if similarity < min_similarity or aligned.dest_end <= aligned.dest_start:
+        aligned = _align(folded_needle, folded.text[lo:hi])
+        if aligned is None or aligned[0] < min_similarity:
             continue
-        start, end = folded.span(aligned.dest_start, aligned.dest_end)
-        start, end = _snap(doc.text, lo + start, lo + end)
+        similarity, dest_start, dest_end = aligned
+        start, end = folded.span(lo + dest_start, lo + dest_end)
+        start, end = _snap(doc.text, start, end)
         if _overlaps(taken, chunk.doc, start, end):
             continue
         taken.add((chunk.doc, start, end))
         found.append(QuoteMatch(make_citation(doc, start, end), doc.text[start:end], "fuzzy", round(similarity, 4)))
     found.sort(key=lambda m: -m.similarity)
     return found[:limit]
+
+
+def _align(needle: str, text: str) -> tuple[float, int, int] | None:
+    """(similarity, start, end) of the part of ``text`` most like ``needle``, or None.
+
+    Short quotes take rapidfuzz's best partial alignment. Its time grows with the square of the
+    quote's length (2 s for one 4,000-character quote against one chunk), so a longer quote is
+    first placed by its longest common subsequence with the text (a bit-parallel pass that takes
+    milliseconds), and then each end is found exactly by aligning the quote's first and last
+    ``EDGE_CHARS`` characters near where that places them.
+    """
+    from rapidfuzz import fuzz
+    from rapidfuzz.distance import LCSseq
+
+    if len(needle) <= PARTIAL_RATIO_CHARS:
+        aligned = fuzz.partial_ratio_alignment(needle, text)
+        if aligned.dest_end <= aligned.dest_start:
+            return None
+        return aligned.score / 100.0, aligned.dest_start, aligned.dest_end
+    runs = [op for op in LCSseq.opcodes(needle, text) if op.tag == "equal" and op.dest_end - op.dest_start >= 4]
+    if not runs:
+        return None
+    slack = max(50, len(needle) // 10)  # how far insertions and deletions may move an end
+    head_at = _shift(runs, 0, 2 * EDGE_CHARS)
+    tail_at = _shift(runs, len(needle) - 2 * EDGE_CHARS, len(needle)) + len(needle)
+    lo = max(0, head_at - slack)
+    head = fuzz.partial_ratio_alignment(needle[:EDGE_CHARS], text[lo : head_at + EDGE_CHARS + slack])
+    hi = max(0, tail_at - EDGE_CHARS - slack)
+    tail = fuzz.partial_ratio_alignment(needle[-EDGE_CHARS:], text[hi : tail_at + slack])
+    start, end = lo + head.dest_start, hi + tail.dest_end
+    if end <= start:
+        return None
+    return fuzz.ratio(needle, text[start:end]) / 100.0, start, end
+
+
+def _shift(runs: list, src_lo: int, src_hi: int) -> int:  # type: ignore[type-arg]
+    """Where the quote's characters ``src_lo:src_hi`` sit in the text, by their common stretches.
+
+    The weighted median of the stretches' shifts: stretches that matched by chance elsewhere
+    ("the ", "tion") have other shifts and are outvoted. All stretches count when none is in range.
+    """
+    chosen = [op for op in runs if op.src_end > src_lo and op.src_start < src_hi] or runs
+    shifts = np.array([op.dest_start - op.src_start for op in chosen])
+    weights = np.array([op.src_end - op.src_start for op in chosen])
+    order = np.argsort(shifts)
+    middle = np.searchsorted(np.cumsum(weights[order]), weights.sum() / 2)
+    return int(shifts[order][min(middle, len(order) - 1)])
 
 
 def _snap(text: str, start: int, end: int) -> tuple[int, int]:

@@ -77,6 +77,8 @@ class Settings:
     chunk_overlap: int = 32
     title_in_chunks: bool = True
     max_file_mb: float = 50.0
+    # Follow links that lead outside the indexed folders (by default only links inside them are).
+    follow_links: bool = False
     # Dense index: "auto" keeps exact search up to FLAT_MAX chunks, then HNSW over 8-bit vectors.
     dense_index: str = "auto"
     # HNSW search breadth, and how many times ``candidates`` it fetches to keep the best by exact
