@@ -211,6 +211,28 @@ def test_every_tab_fits_the_window_and_is_photographed(browser, page_url, tmp_pa
     assert problems == {}, f"tabs wider than {width} px (by px): {problems}"
 
 
+def test_header_counts_follow_add_and_remove(browser, page_url, tmp_path):
+    import re
+
+    page = open_page(browser, page_url)
+
+    def documents() -> int:
+        return int(re.search(r"(\d+) document", page.locator("#header").inner_text()).group(1))
+
+    before = documents()
+    note = tmp_path / "okapi notes.md"
+    note.write_text("# Okapi\n\nThe Okapi Foundation funds zebra research in Kenya.\n")
+    page.get_by_role("tab", name="Sources").click()
+    page.locator("#add-files input[type=file]").set_input_files(str(note))
+    page.get_by_role("button", name="Add and index").click()
+    page.locator("#header", has_text=f"{before + 1} document(s)").wait_for(timeout=60_000)
+    page.locator("#remove-pick input").fill("okapi notes.md")
+    page.keyboard.press("Enter")
+    page.get_by_role("button", name="Remove from corpus").click()
+    page.locator("#header", has_text=f"{before} document(s)").wait_for(timeout=60_000)
+    page.close()
+
+
 @pytest.mark.slow
 def test_a_fresh_server_says_ready_then_answers_the_first_question_within_a_second(browser, corpus, index_dir):
     """Readiness is real: the model loads at start, and once the page says so the first answer is quick."""

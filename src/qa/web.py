@@ -294,7 +294,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         ]
         choices = answer_citations(answer)
         first = choices[0][1] if choices else None
-        viewer = viewer_html(first) if first else ""
+        # The text passage now; a PDF's page picture follows in a second step, so the answer is not
+        # held back while the page is drawn.
+        viewer = passage_html(assistant.cite(first)) if first else ""
         return history, gr.update(choices=choices, value=first), viewer, ""
 
     def show(citation_id: str | None) -> str:
@@ -304,6 +306,17 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             return viewer_html(citation_id)
         except QAError as exc:
             raise _fail(exc) from None
+
+    def show_page(citation_id: str | None) -> Any:
+        """The viewer again with the cited page drawn, for PDF citations (others stay as they are)."""
+        if not citation_id or not citation_id.strip():
+            return gr.update()
+        try:
+            passage = assistant.cite(citation_id)
+        except QAError:
+            return gr.update()
+        page = views.html(passage)
+        return passage_html(passage, page) if page else gr.update()
 
     def open_marker(request: str) -> tuple[Any, str]:
         """A clicked citation marker: ``id|nonce`` (the nonce makes a second click on it count)."""
@@ -434,12 +447,15 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         viewer = gr.HTML(elem_id="viewer")
                         marker_pick = gr.Textbox(visible="hidden", elem_id="cite-pick")
                 scroll = "() => window.qaShowLastQuestion && window.qaShowLastQuestion()"
-                ask_button.click(
-                    ask, [question, chat, k], [chat, cites, viewer, question], api_name="chat", concurrency_limit=4
-                ).then(None, js=scroll)
-                question.submit(
-                    ask, [question, chat, k], [chat, cites, viewer, question], api_name=False, concurrency_limit=4
-                ).then(None, js=scroll)
+                for asked in (
+                    ask_button.click(
+                        ask, [question, chat, k], [chat, cites, viewer, question], api_name="chat", concurrency_limit=4
+                    ),
+                    question.submit(
+                        ask, [question, chat, k], [chat, cites, viewer, question], api_name=False, concurrency_limit=4
+                    ),
+                ):
+                    asked.then(None, js=scroll).then(show_page, cites, viewer, api_name=False)
                 cites.input(show, cites, viewer, api_name=False)
                 marker_pick.change(open_marker, marker_pick, [cites, viewer], api_name=False)
                 clear_button.click(clear, None, [chat, cites, viewer, question], api_name=False)
@@ -491,10 +507,14 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 sources.change(lambda t: table_html(SOURCE_COLUMNS, t), sources, sources_view, api_name=False)
                 note = gr.Markdown()
                 with gr.Row():
-                    uploads = gr.File(label="Add documents", file_count="multiple", file_types=SOURCE_TYPES)
+                    uploads = gr.File(
+                        label="Add documents", file_count="multiple", file_types=SOURCE_TYPES, elem_id="add-files"
+                    )
                     with gr.Column():
                         add_button = gr.Button("Add and index", variant="primary")
-                        pick = gr.Dropdown([f.source for f in assistant.sources()], label="Source to remove")
+                        pick = gr.Dropdown(
+                            [f.source for f in assistant.sources()], label="Source to remove", elem_id="remove-pick"
+                        )
                         remove_button = gr.Button("Remove from corpus", variant="stop")
                 add_button.click(add, uploads, [sources, note, pick], api_name="upload", concurrency_id="index").then(
                     header, None, heading, api_name=False
