@@ -11,7 +11,7 @@ import pytest
 
 from qa import Assistant
 
-from .conftest import SEED_FILE
+from .conftest import SEED_FILE, HashEmbedder, shared_path
 
 
 def free_port() -> int:
@@ -179,3 +179,67 @@ def test_uploads_over_the_size_limit_are_refused(server, tmp_path):
         assert not (server["corpus"] / "big.txt").exists()
     finally:
         demo.close()
+
+
+def snippet(text: str, start: int, end: int, source: str = "a.txt", score: float = 0.5):  # type: ignore[no-untyped-def]
+    from qa.types import Citation, Snippet
+
+    return Snippet(text, Citation(f"0123456789ab:{start}-{end}", source, start, end), score)
+
+
+def test_supporting_snippets_never_repeat_the_answer():
+    from qa.types import Answer
+    from qa.web import answer_citations, answer_markdown
+
+    best = snippet("The fleet sailed at dawn.", 0, 25, score=0.9)
+    answer = Answer(
+        "When did the fleet sail?",
+        (
+            best,
+            snippet("The fleet sailed at dawn.", 0, 25, "b.txt"),  # the same words from another file
+            snippet("sailed at dawn", 4, 18),  # a part of the answer
+            snippet("It sailed at dawn. Rain fell.", 10, 40),  # overlaps the answer's span
+            snippet("Rain fell all day.", 100, 118),
+        ),
+        abstained=False,
+    )
+    shown = answer_markdown(answer)
+    assert shown.count("The fleet sailed at dawn.") == 1 and "Rain fell all day." in shown
+    assert [cid for _, cid in answer_citations(answer)] == ["0123456789ab:0-25", "0123456789ab:100-118"]
+
+
+def test_citation_list_shows_a_preview_and_markers_link_to_their_citation():
+    from qa.types import Answer
+    from qa.web import answer_citations, answer_markdown
+
+    long = "Patriot missiles, which Japan produces under U.S. license, were sent to replenish stocks in 2024."
+    answer = Answer("q", (snippet(long, 1010, 1108),), abstained=False)
+    ((label, cid),) = answer_citations(answer)
+    assert label.startswith("[1] a.txt · “Patriot missiles, which Japan produces under U.S.") and label.endswith("…”")
+    assert "chars" not in label and cid == "0123456789ab:1010-1108"
+    assert "[**[1]**](#qa-cite=0123456789ab:1010-1108)" in answer_markdown(answer)
+
+
+def test_an_image_only_pdf_is_listed_as_needing_ocr_not_as_indexed(tmp_path):
+    from qa.web import SOURCE_COLUMNS, sources_rows, table_html
+
+    from .conftest import build_fake
+
+    scan = shared_path("pdfs", "grayscale-image.pdf")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(scan, corpus / scan.name)
+    shutil.copy(SEED_FILE, corpus / SEED_FILE.name)
+    build_fake(corpus, tmp_path / "index")
+    rows = {r[0]: r for r in sources_rows(Assistant.open(tmp_path / "index", embedder=HashEmbedder()))}
+    assert rows["grayscale-image.pdf"][1] == "no text layer (needs OCR)" and rows[SEED_FILE.name][1] == "indexed"
+    table = table_html(SOURCE_COLUMNS, list(rows.values()))
+    assert 'data-label="notes">no text could be extracted (image-only PDF? run OCR on it first)</td>' in table
+
+
+def test_tables_escape_their_cells():
+    from qa.web import table_html
+
+    table = table_html(["a", "b"], [["<script>x</script>", 0.12345], ["", None]])
+    assert "&lt;script&gt;" in table and "<script>" not in table and ">0.123<" in table
+    assert table.count("<tr>") == 2  # the header and one row: empty rows are left out

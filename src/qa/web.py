@@ -6,12 +6,16 @@ turns their results into Markdown, HTML and tables. All source text is escaped b
 
 from __future__ import annotations
 
+import atexit
+import base64
 import html
 import os
 import queue
 import re
+import shutil
 import tempfile
 import threading
+import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +24,13 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home at s
 
 import gradio as gr  # noqa: E402
 
-from . import batch  # noqa: E402
+from . import batch, pages  # noqa: E402
 from .assistant import Assistant  # noqa: E402
 from .errors import QAError  # noqa: E402
+from .ingest import PAGE_SEPARATOR  # noqa: E402
 from .manifest import read_manifest  # noqa: E402
 from .settings import DEFAULT_CORPUS  # noqa: E402
-from .types import Answer, Passage, Snippet  # noqa: E402
+from .types import Answer, FileReport, Passage, Snippet  # noqa: E402
 
 QUESTION_TYPES = [".txt", ".csv", ".tsv", ".jsonl"]
 SOURCE_TYPES = [".txt", ".md", ".pdf"]
@@ -44,64 +49,214 @@ def md_escape(text: str) -> str:
     return re.sub(r"^(\d+)\.", r"\1\\.", re.sub(r"^([-+])", r"\\\1", flat))
 
 
+def preview(text: str, limit: int = 70) -> str:
+    """The start of ``text`` on one line, cut at a word boundary."""
+    flat = " ".join(text.split())
+    if len(flat) <= limit:
+        return flat
+    return flat[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+
+
 def citation_label(n: int, s: Snippet) -> str:
+    """``[n] source, p. 3 · “The start of the quote…”``: what the citation list shows."""
     c = s.citation
     page = f", p. {c.page}" if c.page is not None else ""
-    return f"[{n}] {c.source}{page}, chars {c.start}-{c.end}"
+    return f"[{n}] {c.source}{page} · “{preview(s.text, 60)}”"
+
+
+def shown_snippets(answer: Answer) -> tuple[Snippet, ...]:
+    """The snippets the chat shows, in order: supporting ones that repeat the answer are left out."""
+    if answer.abstained:
+        return answer.related
+    if not answer.snippets:
+        return ()
+    best = answer.snippets[0]
+    said = " ".join(best.text.split()).casefold()
+    kept = [best]
+    for s in answer.snippets[1:]:
+        text = " ".join(s.text.split()).casefold()
+        overlaps = (
+            s.citation.source == best.citation.source
+            and s.citation.start < best.citation.end
+            and best.citation.start < s.citation.end
+        )
+        if not (overlaps or text in said or said in text):
+            kept.append(s)
+    return tuple(kept)
+
+
+def marker(n: int, s: Snippet) -> str:
+    """A citation marker that opens its citation in the source viewer when clicked (see web.js)."""
+    return f"[**[{n}]**](#qa-cite={s.citation.id})"
 
 
 def answer_markdown(answer: Answer) -> str:
-    """An answer as chat Markdown: numbered verbatim quotes with their citations and scores."""
+    """An answer as chat Markdown: numbered verbatim quotes with clickable markers and scores."""
+    shown = shown_snippets(answer)
     if answer.abstained:
         lines = [f"**Not in the sources.** {md_escape(answer.reason.capitalize())}."]
-        if answer.related:
+        if shown:
             # Folded, so the plain "not in the sources" stays what the user sees first.
             lines += ["", "<details><summary>Related passages (not answers)</summary>"]
-            lines += _quotes(answer.related, 1) + ["", "</details>"]
+            lines += _quotes(shown, 1) + ["", "</details>"]
         return "\n".join(lines)
-    lines = [f"**Answer** · score {answer.snippets[0].score:.2f}"] + _quotes(answer.snippets[:1], 1)
-    if len(answer.snippets) > 1:
-        lines += ["", "**Supporting**"] + _quotes(answer.snippets[1:], 2)
+    lines = [f"**Answer** · score {shown[0].score:.2f}"] + _quotes(shown[:1], 1)
+    if len(shown) > 1:
+        lines += ["", "**Supporting**"] + _quotes(shown[1:], 2)
     return "\n".join(lines)
 
 
 def _quotes(snippets: tuple[Snippet, ...], start: int) -> list[str]:
     out = []
     for n, s in enumerate(snippets, start):
+        c = s.citation
+        page = f", p. {c.page}" if c.page is not None else ""
         out += [
             "",
-            f"> {md_escape(s.text)} **[{n}]**",
+            f"> {md_escape(s.text)} {marker(n, s)}",
             "",
-            f"<sub>[{n}] {md_escape(citation_label(n, s)[len(f'[{n}] ') :])} · "
-            f"`{s.citation.id}` · score {s.score:.2f}</sub>",
+            f"<sub>{md_escape(c.source + page)} · `{c.id}` · score {s.score:.2f}</sub>",
         ]
     return out
 
 
 def answer_citations(answer: Answer) -> list[tuple[str, str]]:
     """(label, citation id) for every snippet shown with an answer, in order."""
-    shown = answer.related if answer.abstained else answer.snippets
-    return [(citation_label(n, s), s.citation.id) for n, s in enumerate(shown, 1)]
+    return [(citation_label(n, s), s.citation.id) for n, s in enumerate(shown_snippets(answer), 1)]
 
 
-def passage_html(passage: Passage) -> str:
-    """The source viewer: the cited text highlighted inside its context, with its place and id."""
+def passage_html(passage: Passage, page_view: str = "") -> str:
+    """The source viewer: the cited page (PDFs) or text highlighted in its context, with its place and id."""
     c = passage.citation
     page = f" · page {c.page}" if c.page is not None else ""
     e = html.escape
+    text = f'<div class="qa-passage">…{e(passage.before)}<mark>{e(passage.text)}</mark>{e(passage.after)}…</div>'
+    if page_view:
+        text = f'<details class="qa-text"><summary>Extracted text</summary>{text}</details>'
     return (
         f'<div class="qa-viewer"><div class="qa-meta"><b>{e(c.source)}</b>{page} · characters {c.start}–{c.end}'
-        f'</div><div class="qa-cid">Citation id <code>{e(c.id)}</code></div>'
-        f'<div class="qa-passage">…{e(passage.before)}<mark>{e(passage.text)}</mark>{e(passage.after)}…</div></div>'
+        f'</div><div class="qa-cid">Citation id <code>{e(c.id)}</code></div>{page_view}{text}</div>'
     )
+
+
+class PageViews:
+    """Cited PDF pages as highlighted images, with the original file offered beside them.
+
+    The originals are served from copies in a folder of their own (named by content hash, so a
+    file changed on disk is never shown under an old citation); only that folder is opened to
+    Gradio's file route, never the corpus folder.
+    """
+
+    def __init__(self, assistant: Assistant) -> None:
+        self.assistant = assistant
+        self.folder = Path(tempfile.mkdtemp(prefix="qa-originals-")).resolve()
+        atexit.register(shutil.rmtree, self.folder, True)
+        self._copying = threading.Lock()
+        gr.set_static_paths([self.folder])  # Gradio's file route serves this folder, inline
+
+    def original(self, doc_id: str, source: str) -> Path | None:
+        """A served copy of the indexed file ``source``, or None when it is gone or has changed."""
+        copy = self.folder / doc_id / Path(source).name
+        if copy.exists():
+            return copy
+        entry = self.assistant.manifest.files.get(source)
+        path = Path(entry.path if entry is not None and entry.path else "")
+        with self._copying:
+            if copy.exists():
+                return copy
+            if not path.is_file() or not pages.same_file(path, doc_id):
+                return None
+            copy.parent.mkdir(parents=True, exist_ok=True)
+            partial = copy.with_name(copy.name + ".part")
+            shutil.copyfile(path, partial)
+            partial.replace(copy)
+        return copy
+
+    def html(self, passage: Passage, stress: tuple[tuple[int, int], ...] = ()) -> str:
+        """The cited page as an image with the citation (and ``stress`` spans, document offsets) marked."""
+        c = passage.citation
+        if c.page is None or not c.source.lower().endswith(".pdf"):
+            return ""
+        prefix = c.id.split(":", 1)[0]
+        rows = self.assistant.index.rows_with_prefix(prefix)
+        if not rows:
+            return ""
+        doc = self.assistant.index.document(rows[0]).document
+        copy = self.original(doc.doc_id, doc.source)
+        if copy is None:
+            return (
+                '<p class="qa-note">The original file has changed or gone since it was indexed; '
+                "re-index it to see the page.</p>"
+            )
+        start, end = pages.page_range(doc.page_starts, len(doc.text), c.page, len(PAGE_SEPARATOR))
+        spans = [(c.start, c.end), *stress]
+        ranges = [(max(a, start) - start, min(b, end) - start) for a, b in spans if a < end and b > start]
+        try:
+            view = pages.render_page(copy, c.page, doc.text[start:end], ranges)
+        except Exception as exc:  # a page pdfium cannot draw still has its text below
+            return f'<p class="qa-note">This page cannot be drawn ({html.escape(str(exc))}); its text is below.</p>'
+        url = "gradio_api/file=" + urllib.parse.quote(str(copy))
+        note = ""
+        if view.found and view.found[0] < pages.MIN_FOUND:
+            note = '<p class="qa-note">The quote could not be placed on the page; see the extracted text.</p>'
+        elif c.end > end:
+            note = f'<p class="qa-note">The quote continues on page {c.page + 1}.</p>'
+        data = base64.b64encode(view.data).decode()
+        e = html.escape
+        return (
+            f'<div class="qa-page"><img src="data:{pages.MIME};base64,{data}" width="{view.width}" '
+            f'height="{view.height}" style="width:100%;height:auto" '
+            f'alt="Page {c.page} of {e(doc.source)}, the quote highlighted"></div>{note}'
+            f'<div class="qa-links"><a href="{url}#page={c.page}" target="_blank" rel="noopener">'
+            f"Open the PDF at page {c.page}</a> · "
+            f'<a href="{url}" download="{e(Path(doc.source).name)}">Download the PDF</a></div>'
+        )
+
+
+def status_label(f: FileReport) -> str:
+    """A file's status for the Sources table: a PDF without a text layer says so instead of 'indexed'."""
+    if f.status == "indexed" and f.chars == 0:
+        return "no text layer (needs OCR)" if f.source.lower().endswith(".pdf") else "empty"
+    return f.status
 
 
 def sources_rows(assistant: Assistant) -> list[list[Any]]:
     rows = []
     for f in assistant.sources():
         notes = "; ".join(f.warnings) if f.status != "skipped" else f.error
-        rows.append([f.source, f.status, f.pages or "", f.chars, f.sentences, f.chunks, notes])
+        rows.append([f.source, status_label(f), f.pages or "", f.chars, f.sentences, f.chunks, notes])
     return rows
+
+
+def table_html(headers: list[str], rows: Any) -> str:
+    """Rows (lists, or a Dataframe's value) as an HTML table; every cell escaped and labelled for phones."""
+    if hasattr(rows, "values"):  # pandas, as a Dataframe hands its value to a listener
+        rows = rows.values.tolist()
+    rows = [r for r in rows or [] if any(v not in (None, "") for v in r)]
+    if not rows:
+        return '<p class="qa-empty">Nothing here yet.</p>'
+    e = html.escape
+
+    def cell(value: Any) -> str:
+        if value is None or value != value:  # None or NaN
+            return ""
+        return e(f"{value:.3f}" if isinstance(value, float) else str(value))
+
+    head = "".join(f"<th>{e(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f'<td data-label="{e(h)}">{cell(v)}</td>' for h, v in zip(headers, r, strict=False)) + "</tr>"
+        for r in rows
+    )
+    return f'<div class="qa-table"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
+
+
+def header_markdown(assistant: Assistant, ready: bool) -> str:
+    counts = assistant.manifest.counts
+    state = "**Ready.**" if ready else "**Loading the model…** (questions can be asked in a moment)"
+    return (
+        "## qa\nAnswers are sentences copied from your sources, each with its citation. "
+        f"{counts['documents']} document(s), {counts['chunks']} passages indexed. {state}"
+    )
 
 
 def _fail(exc: QAError) -> gr.Error:
@@ -110,6 +265,25 @@ def _fail(exc: QAError) -> gr.Error:
 
 def build_app(assistant: Assistant) -> gr.Blocks:
     """The whole UI over one Assistant (chat, citation lookup, batch, sources)."""
+
+    views = PageViews(assistant)
+    ready = threading.Event()
+
+    def warm() -> None:
+        """Load the model and touch the index now, so the first question is answered at once."""
+        try:
+            assistant.ask("What is this about?", k=1)
+            import pypdfium2  # noqa: F401  (the first cited page should not pay for the import)
+        except Exception:  # an empty index or a missing extra: the question itself will say what is wrong
+            pass
+        finally:
+            ready.set()
+
+    threading.Thread(target=warm, name="qa-warm-up", daemon=True).start()
+
+    def viewer_html(citation_id: str) -> str:
+        passage = assistant.cite(citation_id)
+        return passage_html(passage, views.html(passage))
 
     def ask(question: str, history: list[dict[str, Any]] | None, k: float) -> tuple[Any, Any, str, str]:
         with assistant.reading():  # the answer and its first passage from one generation
@@ -130,9 +304,37 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         if not citation_id:
             return ""
         try:
-            return passage_html(assistant.cite(citation_id))
+            return viewer_html(citation_id)
         except QAError as exc:
             raise _fail(exc) from None
+
+    def show_page(citation_id: str | None) -> Any:
+        """The viewer again with the cited page drawn, for PDF citations (others stay as they are)."""
+        if not citation_id or not citation_id.strip():
+            return gr.update()
+        try:
+            passage = assistant.cite(citation_id)
+        except QAError:
+            return gr.update()
+        page = views.html(passage)
+        return passage_html(passage, page) if page else gr.update()
+
+    def open_marker(request: str) -> tuple[Any, str]:
+        """A clicked citation marker: ``id|nonce`` (the nonce makes a second click on it count)."""
+        citation_id = request.split("|", 1)[0]
+        return gr.update(value=citation_id), show(citation_id)
+
+    def clear() -> tuple[list[Any], Any, str, str]:
+        return [], gr.update(choices=[], value=None), "", ""
+
+    def readiness() -> Iterator[tuple[str, Any]]:
+        yield header_markdown(assistant, ready.is_set()), gr.update(interactive=ready.is_set())
+        if not ready.is_set():
+            ready.wait()
+            yield header_markdown(assistant, True), gr.update(interactive=True)
+
+    def header() -> str:
+        return header_markdown(assistant, ready.is_set())
 
     def find(quote: str) -> list[list[Any]]:
         try:
@@ -213,43 +415,53 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     def refresh() -> tuple[Any, str, Any]:
         return _sources_update("")
 
-    counts = assistant.manifest.counts
     with gr.Blocks(title="qa · cited answers from your documents") as demo:
-        gr.Markdown(
-            f"## qa\nAnswers are sentences copied from your sources, each with its citation. "
-            f"{counts['documents']} document(s), {counts['chunks']} passages indexed.",
-            elem_id="header",
-        )
+        heading = gr.Markdown(header_markdown(assistant, False), elem_id="header")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 with gr.Row(equal_height=False):
-                    with gr.Column(scale=3):
+                    with gr.Column(scale=3, min_width=280):
                         chat = gr.Chatbot(
                             label="Conversation",
+                            show_label=False,
                             height=520,
                             elem_id="chat",
+                            autoscroll=False,  # web.js brings the new question and its answer into view
                             placeholder="Ask about the sources; every answer is a quoted, cited sentence.",
                         )
-                        with gr.Row():
+                        with gr.Row(elem_id="ask-row"):
                             question = gr.Textbox(
                                 show_label=False,
                                 placeholder="Ask a question…",
                                 scale=6,
+                                min_width=160,
                                 elem_id="question",
                                 max_length=2000,
                             )
-                            ask_button = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                            ask_button = gr.Button(
+                                "Ask", variant="primary", scale=1, min_width=64, elem_id="ask", interactive=False
+                            )
+                            clear_button = gr.Button("Clear", scale=1, min_width=64, elem_id="clear")
                         k = gr.Slider(1, 10, value=assistant.settings.snippets, step=1, label="Snippets per answer")
-                    with gr.Column(scale=2):
+                    with gr.Column(scale=2, min_width=280):
                         cites = gr.Radio(label="Citations in the last answer", choices=[], elem_id="citations")
                         viewer = gr.HTML(elem_id="viewer")
-                ask_button.click(
-                    ask, [question, chat, k], [chat, cites, viewer, question], api_name="chat", concurrency_limit=4
-                )
-                question.submit(
-                    ask, [question, chat, k], [chat, cites, viewer, question], api_name=False, concurrency_limit=4
-                )
-                cites.change(show, cites, viewer, api_name=False)
+                        marker_pick = gr.Textbox(visible="hidden", elem_id="cite-pick")
+                scroll = "() => window.qaShowLastQuestion && window.qaShowLastQuestion()"
+                for asked in (
+                    ask_button.click(
+                        ask, [question, chat, k], [chat, cites, viewer, question], api_name="chat", concurrency_limit=4
+                    ),
+                    question.submit(
+                        ask, [question, chat, k], [chat, cites, viewer, question], api_name=False, concurrency_limit=4
+                    ),
+                ):
+                    asked.then(None, js=scroll).then(show_page, cites, viewer, api_name=False)
+                cites.input(show, cites, viewer, api_name=False)
+                marker_pick.change(open_marker, marker_pick, [cites, viewer], api_name=False)
+                clear_button.click(clear, None, [chat, cites, viewer, question], api_name=False)
+                chat.clear(clear, None, [chat, cites, viewer, question], api_name=False)
+                demo.load(readiness, None, [heading, ask_button], api_name=False, concurrency_limit=None)
             with gr.Tab("Citation lookup", id="lookup"):
                 with gr.Row():
                     with gr.Column():
@@ -264,40 +476,53 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                             elem_id="quote",
                         )
                         quote_button = gr.Button("Find sources", elem_id="find")
-                quote_table = gr.Dataframe(headers=QUOTE_COLUMNS, interactive=False, wrap=True)
+                quote_table = gr.Dataframe(headers=QUOTE_COLUMNS, interactive=False, visible="hidden")
+                quote_view = gr.HTML(table_html(QUOTE_COLUMNS, []), elem_id="quote-table")
+                quote_table.change(lambda t: table_html(QUOTE_COLUMNS, t), quote_table, quote_view, api_name=False)
                 cid_button.click(show, cid, cid_view, api_name="cite")
                 quote_button.click(find, quote, quote_table, api_name="quote")
             with gr.Tab("Batch", id="batch"):
                 with gr.Row():
-                    qfile = gr.File(label="Question file (.txt, .csv, .tsv, .jsonl)", file_types=QUESTION_TYPES)
+                    qfile = gr.File(
+                        label="Question file (.txt, .csv, .tsv, .jsonl)",
+                        file_types=QUESTION_TYPES,
+                        elem_id="batch-file",
+                    )
                     with gr.Column():
                         fmt = gr.Dropdown(["jsonl", "csv", "md"], value="csv", label="Answer file format")
                         bk = gr.Slider(1, 10, value=assistant.settings.snippets, step=1, label="Snippets per answer")
                         run = gr.Button("Answer all", variant="primary")
-                status = gr.Markdown()
-                table = gr.Dataframe(headers=BATCH_COLUMNS, interactive=False, wrap=True)
+                status = gr.Markdown(elem_id="batch-status")
+                table = gr.Dataframe(headers=BATCH_COLUMNS, interactive=False, visible="hidden")
+                table_view = gr.HTML(table_html(BATCH_COLUMNS, []), elem_id="batch-table")
+                table.change(lambda t: table_html(BATCH_COLUMNS, t), table, table_view, api_name=False)
                 result = gr.File(label="Answers")
                 run.click(run_batch, [qfile, fmt, bk], [table, result, status], api_name="batch", concurrency_limit=2)
             with gr.Tab("Sources", id="sources"):
+                # The Dataframes carry the API's tables; people see the same rows as HTML tables that
+                # wrap long cells and turn into cards on a phone (the Dataframe widens the page there).
                 sources = gr.Dataframe(
-                    value=sources_rows(assistant), headers=SOURCE_COLUMNS, interactive=False, wrap=True
+                    value=sources_rows(assistant), headers=SOURCE_COLUMNS, interactive=False, visible="hidden"
                 )
+                sources_view = gr.HTML(table_html(SOURCE_COLUMNS, sources_rows(assistant)), elem_id="sources-table")
+                sources.change(lambda t: table_html(SOURCE_COLUMNS, t), sources, sources_view, api_name=False)
                 note = gr.Markdown()
                 with gr.Row():
-                    uploads = gr.File(label="Add documents", file_count="multiple", file_types=SOURCE_TYPES)
+                    uploads = gr.File(
+                        label="Add documents", file_count="multiple", file_types=SOURCE_TYPES, elem_id="add-files"
+                    )
                     with gr.Column():
                         add_button = gr.Button("Add and index", variant="primary")
-                        pick = gr.Dropdown([f.source for f in assistant.sources()], label="Source to remove")
+                        pick = gr.Dropdown(
+                            [f.source for f in assistant.sources()], label="Source to remove", elem_id="remove-pick"
+                        )
                         remove_button = gr.Button("Remove from index", variant="stop")
-                add_button.click(add, uploads, [sources, note, pick], api_name="upload", concurrency_id="index")
-                remove_button.click(
-                    remove,
-                    pick,
-                    [sources, note, pick],
-                    api_name="remove",
-                    concurrency_id="index",
-                    js=CONFIRM_REMOVE,
+                add_button.click(add, uploads, [sources, note, pick], api_name="upload", concurrency_id="index").then(
+                    header, None, heading, api_name=False
                 )
+                remove_button.click(
+                    remove, pick, [sources, note, pick], api_name="remove", concurrency_id="index", js=CONFIRM_REMOVE
+                ).then(header, None, heading, api_name=False)
                 demo.load(refresh, None, [sources, note, pick], api_name=False)
 
         def list_sources() -> list[list[Any]]:
@@ -378,6 +603,7 @@ def launch(
 ) -> gr.Blocks:
     """Start ``demo`` on ``host``:``port`` (localhost by default; no share link unless asked)."""
     css = [ASSETS / "style.css"] if (ASSETS / "style.css").exists() else None
+    script = Path(__file__).with_name("web.js").read_text(encoding="utf-8")
     demo.queue(default_concurrency_limit=2)
     demo.launch(
         server_name=host,
@@ -385,6 +611,7 @@ def launch(
         auth=auth,
         share=share,
         css_paths=css,
+        js=script,
         prevent_thread_lock=not block,
         max_file_size=f"{max(1, round(max_file_mb * 1000))}kb",
         quiet=not block,
