@@ -35,7 +35,7 @@ from .types import Answer, FileReport, Passage, Snippet  # noqa: E402
 QUESTION_TYPES = [".txt", ".csv", ".tsv", ".jsonl"]
 SOURCE_TYPES = [".txt", ".md", ".pdf"]
 SOURCE_COLUMNS = ["file", "status", "pages", "characters", "sentences", "chunks", "notes"]
-BATCH_COLUMNS = ["id", "question", "answer", "citation", "score", "abstained", "reason / error"]
+BATCH_COLUMNS = ["id", "question", "answer", "citation", "confidence", "abstained", "reason / error"]
 QUOTE_COLUMNS = ["match", "similarity", "source", "page", "span", "text", "citation id"]
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~<>&$])")
 
@@ -100,22 +100,30 @@ def answer_markdown(answer: Answer) -> str:
             lines += ["", "<details><summary>Related passages (not answers)</summary>"]
             lines += _quotes(shown, 1) + ["", "</details>"]
         return "\n".join(lines)
-    lines = [f"**Answer** · score {shown[0].score:.2f}"] + _quotes(shown[:1], 1)
+    lines = [f"**Answer** · confidence {answer.confidence:.2f}"] + _quotes(shown[:1], 1, answer.phrase)
+    if answer.phrase is not None:
+        lines += ["", f"**Exact answer:** {md_escape(answer.phrase.text)}"]
     if len(shown) > 1:
         lines += ["", "**Supporting**"] + _quotes(shown[1:], 2)
     return "\n".join(lines)
 
 
-def _quotes(snippets: tuple[Snippet, ...], start: int) -> list[str]:
+def _quotes(snippets: tuple[Snippet, ...], start: int, phrase: Snippet | None = None) -> list[str]:
+    """Numbered quotes; the exact answer ``phrase`` (inside the first) in bold."""
     out = []
     for n, s in enumerate(snippets, start):
         c = s.citation
         page = f", p. {c.page}" if c.page is not None else ""
+        text = md_escape(s.text)
+        if phrase is not None and n == start:
+            a, b = phrase.citation.start - c.start, phrase.citation.end - c.start
+            parts = (md_escape(s.text[:a]), md_escape(s.text[a:b]), md_escape(s.text[b:]))
+            text = " ".join(p for p in (parts[0], f"**{parts[1]}**", parts[2]) if p.strip("*"))
         out += [
             "",
-            f"> {md_escape(s.text)} {marker(n, s)}",
+            f"> {text} {marker(n, s)}",
             "",
-            f"<sub>{md_escape(c.source + page)} · `{c.id}` · score {s.score:.2f}</sub>",
+            f"<sub>{md_escape(c.source + page)} · `{c.id}` · confidence {s.score:.2f}</sub>",
         ]
     return out
 
@@ -539,7 +547,7 @@ def _batch_row(rec: dict[str, Any]) -> list[Any]:
         rec["question"],
         rec.get("answer") or "",
         c.get("id", ""),
-        rec.get("score"),
+        rec.get("confidence"),
         rec.get("abstained"),
         rec.get("error") or rec.get("reason") or "",
     ]
