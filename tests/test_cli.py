@@ -66,9 +66,9 @@ def test_off_topic_question_abstains_in_plain_words(cli_index):
 
 def test_cite_round_trips_an_answer_citation(cli_index):
     answer = json.loads(run("ask", "What does SOSA do?", "--index", str(cli_index), "--json").output)
-    cid = answer["snippets"][0]["citation"]["id"]
+    cid = answer["citation"]["id"]
     passage = json.loads(run("cite", cid, "--index", str(cli_index), "--json").output)
-    assert passage["text"] == answer["snippets"][0]["text"]
+    assert passage["text"] == answer["answer"]
     shown = run("cite", cid, "--index", str(cli_index), "--context", "20")
     assert f"[{cid}]" in shown.output and ">>>" in shown.output
 
@@ -116,6 +116,6 @@ def test_installed_entry_point_answers(cli_index):
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    assert "Patriot missiles" in json.loads(result.stdout)["snippets"][0]["text"]
+    assert "Patriot missiles" in json.loads(result.stdout)["answer"]
     version = subprocess.run([sys.executable, "-m", "qa", "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0 and "0.1.0" in version.stdout
