@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from qa import batch
 from qa.cli import main
 
-QUESTIONS = ["What does SOSA do?", "What is the capital of Australia?", "Who signed the MOU for the United States?"]
+QUESTIONS = ["Which missiles does Japan produce under U.S. license?", "What is the capital of Australia?", "Who signed the MOU for the United States?"]
 
 
 def run(*args: str, input: str | bytes | None = None):  # type: ignore[no-untyped-def]
@@ -27,7 +27,7 @@ def files(tmp_path):
     with table.open("w", newline="") as handle:
         w = csv.writer(handle)
         w.writerow(["id", "question", "answer", "team"])
-        w.writerow(["a1", QUESTIONS[0], "increase paths of acquisition", "red"])
+        w.writerow(["a1", QUESTIONS[0], "Patriot missiles", "red"])
         w.writerow(["a2", QUESTIONS[1], "Canberra", "blue"])
         w.writerow(["a3", QUESTIONS[2], "Lloyd Austin", "red"])
     jsonl = tmp_path / "q.jsonl"
