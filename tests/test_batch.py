@@ -12,7 +12,11 @@ from click.testing import CliRunner
 from qa import batch
 from qa.cli import main
 
-QUESTIONS = ["Which missiles does Japan produce under U.S. license?", "What is the capital of Australia?", "Who signed the MOU for the United States?"]
+QUESTIONS = [
+    "Which missiles does Japan produce under U.S. license?",
+    "What is the capital of Australia?",
+    "Who signed the MOU for the United States?",
+]
 
 
 def run(*args: str, input: str | bytes | None = None):  # type: ignore[no-untyped-def]
