@@ -265,6 +265,7 @@ def test_a_reader_follows_updates_from_another_process_without_a_failed_request(
     index = tmp_path / "index"
     build_fake(corpus, index)
     assistant = Assistant.open(index, embedder=HashEmbedder())
+    assistant.settings = assistant.settings.but(scorer="none")  # the index lifecycle, not the scorer, is tested
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT)])}
     other = subprocess.Popen(
         [sys.executable, "-c", ADDER, str(index), str(corpus)],
