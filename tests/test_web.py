@@ -56,7 +56,7 @@ def test_chat_answers_with_a_cited_snippet_and_opens_it_in_the_viewer(client):
     )
     reply = text_of(history[-1])
     assert history[-1]["role"] == "assistant" and box == ""
-    assert "Patriot missiles, which Japan produces under U.S. license" in reply
+    assert "Patriot missiles" in reply and "which Japan produces under U.S. license" in reply
     assert "[1]" in reply and "us\\-japan" not in reply and "us-japan-defense-cooperation-2024.txt" in reply
     assert "<mark>The revision was promptly put into practice" in viewer
     assert "Citation id <code>" in viewer
@@ -234,7 +234,7 @@ def test_an_image_only_pdf_is_listed_as_needing_ocr_not_as_indexed(tmp_path):
     rows = {r[0]: r for r in sources_rows(Assistant.open(tmp_path / "index", embedder=HashEmbedder()))}
     assert rows["grayscale-image.pdf"][1] == "no text layer (needs OCR)" and rows[SEED_FILE.name][1] == "indexed"
     table = table_html(SOURCE_COLUMNS, list(rows.values()))
-    assert 'data-label="notes">no text could be extracted (image-only PDF? run OCR on it first)</td>' in table
+    assert "image-only PDF? run OCR on it first)</td>" in table
 
 
 def test_tables_escape_their_cells():

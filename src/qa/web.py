@@ -225,6 +225,8 @@ def status_label(f: FileReport) -> str:
     """A file's status for the Sources table: a PDF without a text layer says so instead of 'indexed'."""
     if f.status == "indexed" and f.chars == 0:
         return "no text layer (needs OCR)" if f.source.lower().endswith(".pdf") else "empty"
+    if f.status == "skipped" and "run OCR" in f.error:
+        return "no text layer (needs OCR)"
     return f.status
 
 
