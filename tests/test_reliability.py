@@ -281,7 +281,7 @@ def test_damaged_index_error_reaches_the_cli_as_one_line(tmp_path):
         [*QA, "ask", "anything", "--index", str(tmp_path / "index")], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 1
-    assert result.stderr.count("\n") == 1 and "rebuild it with `qa index --rebuild`" in result.stderr
+    assert result.stderr.count("\n") == 1 and "rebuild it with `qa index --rebuild" in result.stderr
 
 
 def test_qa_errors_are_one_line(tmp_path):
