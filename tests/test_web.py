@@ -220,6 +220,18 @@ def test_citation_list_shows_a_preview_and_markers_link_to_their_citation():
     assert "[**[1]**](#qa-cite=0123456789ab:1010-1108)" in answer_markdown(answer)
 
 
+def test_the_exact_phrase_is_bold_inside_its_sentence_with_the_sources_own_spacing():
+    from qa.types import Answer
+    from qa.web import answer_markdown
+
+    text = "Japan exports Patriot missiles, which it makes under license."
+    phrase = snippet("Patriot missiles", 114, 130)
+    answer = Answer("q", (snippet(text, 100, 100 + len(text)),), abstained=False, phrase=phrase)
+    shown = answer_markdown(answer)
+    assert "Japan exports <strong>Patriot missiles</strong>, which it makes under license." in shown
+    assert "**Exact answer:** Patriot missiles" in shown
+
+
 def test_an_image_only_pdf_is_listed_as_needing_ocr_not_as_indexed(tmp_path):
     from qa.web import SOURCE_COLUMNS, sources_rows, table_html
 

@@ -117,8 +117,11 @@ def _quotes(snippets: tuple[Snippet, ...], start: int, phrase: Snippet | None = 
         text = md_escape(s.text)
         if phrase is not None and n == start:
             a, b = phrase.citation.start - c.start, phrase.citation.end - c.start
-            parts = (md_escape(s.text[:a]), md_escape(s.text[a:b]), md_escape(s.text[b:]))
-            text = " ".join(p for p in (parts[0], f"**{parts[1]}**", parts[2]) if p.strip("*"))
+            before, inside, after = s.text[:a], s.text[a:b], s.text[b:]
+            # The source's own spacing around the phrase: none is added, none is lost.
+            gap_before = " " if before[-1:].isspace() else ""
+            gap_after = " " if after[:1].isspace() else ""
+            text = f"{md_escape(before)}{gap_before}<strong>{md_escape(inside)}</strong>{gap_after}{md_escape(after)}"
         out += [
             "",
             f"> {text} {marker(n, s)}",
