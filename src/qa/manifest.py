@@ -128,6 +128,7 @@ class Manifest:
             title_in_chunks=self.title_in_chunks,
             max_file_mb=self.max_file_mb,
             dense_index=self.dense_index,
+            exact_up_to=int(self.dense.get("exact_up_to", base.exact_up_to if base else Settings().exact_up_to)),
             follow_links=self.follow_links,
         )
 
