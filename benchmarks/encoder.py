@@ -16,8 +16,7 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-from common import emit, machine
+from common import emit, machine, percentiles, timer
 
 from qa.embed import SentenceTransformerEmbedder
 from qa.evaluate import load_squad
@@ -55,9 +54,8 @@ def main() -> None:
     latency: dict[str, list[float]] = {p: [] for p in embedders}
     for text in asked:
         for precision, embedder in embedders.items():
-            started = time.perf_counter()
-            embedder.embed([text])
-            latency[precision].append((time.perf_counter() - started) * 1000)
+            with timer(latency[precision]):
+                embedder.embed([text])
     rows = []
     for precision, spent in seconds.items():
         rows.append(
@@ -66,8 +64,8 @@ def main() -> None:
                 "passages_per_s": round(len(texts) / min(spent), 1),
                 "tokens_per_s": round(tokens / min(spent)),
                 "passages_per_s_each_round": [round(len(texts) / s, 1) for s in spent],
-                "question_ms_p50": round(float(np.percentile(latency[precision], 50)), 2),
-                "question_ms_p95": round(float(np.percentile(latency[precision], 95)), 2),
+                "question_ms_p50": percentiles(latency[precision])[0],
+                "question_ms_p95": percentiles(latency[precision])[1],
             }
         )
         print(json.dumps(rows[-1]), flush=True)
