@@ -14,18 +14,16 @@ import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home at start-up
+import gradio as gr
 
-import gradio as gr  # noqa: E402
-
-from . import batch  # noqa: E402
-from .assistant import Assistant  # noqa: E402
-from .errors import QAError  # noqa: E402
-from .manifest import read_manifest  # noqa: E402
-from .settings import DEFAULT_CORPUS  # noqa: E402
-from .types import Answer, Passage, Snippet  # noqa: E402
+from . import batch
+from .assistant import Assistant
+from .errors import QAError
+from .manifest import read_manifest
+from .settings import DEFAULT_CORPUS
+from .types import Answer, Passage, Snippet
 
 QUESTION_TYPES = [".txt", ".csv", ".tsv", ".jsonl"]
 SOURCE_TYPES = [".txt", ".md", ".pdf"]
@@ -214,7 +212,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         return _sources_update("")
 
     counts = assistant.manifest.counts
-    with gr.Blocks(title="qa · cited answers from your documents") as demo:
+    # No calls home: analytics off for this app, without touching the process environment.
+    with gr.Blocks(title="qa · cited answers from your documents", analytics_enabled=False) as demo:
         gr.Markdown(
             f"## qa\nAnswers are sentences copied from your sources, each with its citation. "
             f"{counts['documents']} document(s), {counts['chunks']} passages indexed.",
@@ -247,9 +246,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     ask, [question, chat, k], [chat, cites, viewer, question], api_name="chat", concurrency_limit=4
                 )
                 question.submit(
-                    ask, [question, chat, k], [chat, cites, viewer, question], api_name=False, concurrency_limit=4
+                    ask,
+                    [question, chat, k],
+                    [chat, cites, viewer, question],
+                    api_visibility="private",
+                    concurrency_limit=4,
                 )
-                cites.change(show, cites, viewer, api_name=False)
+                cites.change(show, cites, viewer, api_visibility="private")
             with gr.Tab("Citation lookup", id="lookup"):
                 with gr.Row():
                     with gr.Column():
@@ -303,8 +306,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
         def list_sources() -> list[list[Any]]:
             return sources_rows(assistant)
 
-        gr.api(list_sources, api_name="sources")
-    return demo
+        gr.api(list_sources, api_name="sources")  # type: ignore[attr-defined]  # exported, though not in __all__
+    return cast(gr.Blocks, demo)
 
 
 def _batch_row(rec: dict[str, Any]) -> list[Any]:
@@ -363,7 +366,7 @@ def ready_assistant(
     return assistant
 
 
-ASSETS = Path(__file__).resolve().parents[2] / "ui"
+ASSETS = Path(__file__).resolve().parent / "assets"  # packaged, so a wheel install has them too
 
 
 def launch(
