@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_web import free_port
+from .conftest import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -22,7 +22,7 @@ FLAGS = [
     "--disable-dev-shm-usage",
 ]
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
