@@ -16,6 +16,7 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 from common import emit, machine, percentiles, timer
 
 from qa.embed import SentenceTransformerEmbedder
@@ -56,11 +57,15 @@ def main() -> None:
         for precision, embedder in embedders.items():
             with timer(latency[precision]):
                 embedder.embed([text])
+    # What int8 (and bf16) must keep: every vector at least 0.95 cosine to fp32's (tests/test_embed.py);
+    # SQuAD snippet accuracy within half a point of fp32 comes from `qa eval --precision P`.
+    reference = SentenceTransformerEmbedder(batch_size=batch, precision="fp32").embed(texts)
     rows = []
     for precision, spent in seconds.items():
         rows.append(
             {
                 "precision": precision,
+                "min_cosine_to_fp32": round(float(np.min(np.sum(embedders[precision].embed(texts) * reference, 1))), 4),
                 "passages_per_s": round(len(texts) / min(spent), 1),
                 "tokens_per_s": round(tokens / min(spent)),
                 "passages_per_s_each_round": [round(len(texts) / s, 1) for s in spent],
