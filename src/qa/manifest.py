@@ -281,7 +281,8 @@ def read_manifest(index_dir: Path) -> Manifest | None:
         except FileNotFoundError:
             if current_generation(index_dir) == gen:
                 break
-    raise IndexFolderError(f"{index_dir} is damaged ({gen.name}/{MANIFEST} is missing); {rebuild_hint(index_dir)}")
+    missing = f"{gen.name if gen is not None else '?'}/{MANIFEST}"  # gen is set: the loop ran
+    raise IndexFolderError(f"{index_dir} is damaged ({missing} is missing); {rebuild_hint(index_dir)}")
 
 
 def build_settings(index_dir: Path, **changes: Any) -> Settings:
