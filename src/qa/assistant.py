@@ -17,7 +17,7 @@ import numpy as np
 from . import cite as citing
 from .backends import Backend
 from .build import Progress, build_index
-from .embed import Embedder, SentenceTransformerEmbedder
+from .embed import Embedder, ModelEmbedder, SentenceTransformerEmbedder
 from .errors import IndexFolderError, InputError, QAError
 from .extract import Scored, answer, judged_answer, score_sentences
 from .index import Index, LiveIndex
@@ -137,7 +137,7 @@ class Assistant:
         index_dir: str | Path = DEFAULT_INDEX,
         *,
         settings: Settings | None = None,
-        embedder: SentenceTransformerEmbedder | None = None,
+        embedder: ModelEmbedder | None = None,
         rebuild: bool = False,
         progress: bool = False,
         on_progress: Progress | None = None,
@@ -384,12 +384,13 @@ class Assistant:
         current = self.index
         manifest = current.manifest
         settings = manifest.settings(self.settings)
-        embedder = self.embedder if hasattr(self.embedder, "tokenizer") else embedder_for(settings)
+        # The assistant's own embedder builds too when it can (it has a tokenizer and a dimension).
+        embedder = self.embedder if isinstance(self.embedder, ModelEmbedder) else embedder_for(settings)
         report = build_index(
             current.dir,
             [Path(r) for r in manifest.roots],
             settings,
-            embedder,  # type: ignore[arg-type]
+            embedder,
             excluded=excluded,
             managed=managed,
             on_progress=on_progress,

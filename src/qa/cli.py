@@ -8,7 +8,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import click
 
@@ -46,7 +46,7 @@ class _VisibleStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._stream.write(_UNSAFE_IN_CSV.sub(_escape, text))
+        return int(self._stream.write(_UNSAFE_IN_CSV.sub(_escape, text)))
 
     def flush(self) -> None:
         self._stream.flush()
@@ -435,7 +435,7 @@ def batch_command(
         summary = batch.run(
             assistant,
             rows,
-            batch.Writer(stream, fout, append=append),
+            batch.Writer(cast(IO[str], stream), fout, append=append),
             k=k,
             skip=skip,
             on_row=lambda rec, s: bar.update(1) if bar is not None else None,
