@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from qa.cli import ProgressLines, main
+from qa.cli import AddProgress, main
 
 from .conftest import SEED_FILE
 
@@ -169,19 +169,28 @@ def test_chat_ends_at_end_of_input_and_keeps_going_after_a_bad_question(seed_ind
     assert [a["question"] for a in answers] == ["What does SOSA do?"]
 
 
-def test_progress_lines_every_few_seconds_when_not_a_terminal(monkeypatch, capsys):
-    clock = iter([0.0, 1.0, 2.0, 6.0, 7.0, 8.0])
-    monkeypatch.setattr("qa.cli.time.monotonic", lambda: next(clock))
-    progress = ProgressLines(every=5.0)
-    progress._tty = False
-    progress("reading", 1, 1)  # a new stage: shown
-    for done in (256, 512, 768):  # 1 s, 2 s: new stage then quiet; 6 s: shown again
-        progress("embedding", done, 2000)
-    progress("embedding", 1024, 2000)  # 7 s: quiet
-    progress("embedding", 2000, 2000)  # done: shown
-    assert capsys.readouterr().err.splitlines() == [
-        "reading: 1/1 files",
-        "embedding: 256/2,000 chunks",
-        "embedding: 768/2,000 chunks",
-        "embedding: 2,000/2,000 chunks",
-    ]
+def test_add_progress_shows_each_stage_from_the_start(monkeypatch):
+    """`qa add` shows reading from the start (a long PDF parses before the first tick), then embedding."""
+    made: list[list] = []
+
+    class Bar:
+        def __init__(self, total: int, what: str) -> None:
+            self.total, self.n, self.closed = total, 0, False
+            made.append([what, self])
+
+        def update(self, n: int) -> None:
+            self.n += n
+
+        def close(self) -> None:
+            self.closed = True
+
+    monkeypatch.setattr("qa.build._bar", lambda total, what, unit, show: Bar(total, what))
+    progress = AddProgress(1)
+    assert [w for w, _ in made] == ["reading"] and made[0][1].total == 1
+    progress("reading", 3, 3)
+    progress("embedding", 256, 700)
+    progress("embedding", 700, 700)
+    progress.close()
+    (_, reading), (_, embedding) = made
+    assert (reading.total, reading.n, reading.closed) == (3, 3, True)
+    assert (embedding.total, embedding.n, embedding.closed) == (700, 700, True)

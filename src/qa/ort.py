@@ -14,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Sequence
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -123,11 +124,21 @@ class OrtEncoder:
         self.precision = str(meta["precision"])
         self.dimension = int(meta["dimension"])
         self.batch_size = batch_size
-        self._session = _session(folder / f"{ENCODER}.onnx")
-        self._tokenizer = _tokenizer(folder / f"{ENCODER}.tokenizer.json")
-        self._tokenizer.enable_truncation(int(meta["max_length"]))
-        pad = self._tokenizer.token_to_id("[PAD]")
-        self._tokenizer.enable_padding(pad_id=0 if pad is None else pad, pad_token="[PAD]")
+        self._folder = folder
+        self._max_length = int(meta["max_length"])
+
+    @cached_property
+    def _session(self) -> Any:
+        # Made on first use: commands that open an index without asking anything load no model.
+        return _session(self._folder / f"{ENCODER}.onnx")
+
+    @cached_property
+    def _tokenizer(self) -> Any:
+        tokenizer = _tokenizer(self._folder / f"{ENCODER}.tokenizer.json")
+        tokenizer.enable_truncation(self._max_length)
+        pad = tokenizer.token_to_id("[PAD]")
+        tokenizer.enable_padding(pad_id=0 if pad is None else pad, pad_token="[PAD]")
+        return tokenizer
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Unit vectors of ``texts``."""
