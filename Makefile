@@ -1,11 +1,12 @@
 # Two entry points: `make run` (install, index the sample corpus, answer a sample question, start the
-# UI on http://127.0.0.1:7860) and `make test`.
+# UI on http://127.0.0.1:7860) and `make test`. `make quick` runs the tests that need neither the
+# model nor a server (under a minute).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run ask test install
+.PHONY: run ask test quick install
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -21,7 +22,19 @@ run: $(STAMP)
 	$(BIN)/qa ask "What does SOSA do?"
 	$(BIN)/qa serve --corpus corpus
 
+# The path of a CPU without VNNI or native bf16, forced on any CPU: qa's own choices (QA_CPU_FLAGS)
+# and the instruction sets of the kernel libraries under torch (oneDNN, ATen, MKL), capped at AVX2.
+NO_VNNI := QA_CPU_FLAGS=-avx512_vnni,-avx_vnni,-amx_int8,-avx512_bf16,-amx_bf16 \
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 MKL_ENABLE_INSTRUCTIONS=AVX2
+
+# Everything, then the precision-dependent tests again as a CPU without VNNI (on such a CPU the
+# first run already takes that path; the second then repeats it).
 test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check src tests ui benchmarks
+	$(BIN)/mypy --strict src/qa
 	$(BIN)/python -m pytest
+	$(NO_VNNI) $(BIN)/python -m pytest -m precision -p no:cacheprovider
+
+quick: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow"

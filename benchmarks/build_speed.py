@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import argparse
 import resource
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from common import emit, machine
+from common import emit, machine, percentiles, timer
 
 from qa import Assistant, Settings
 from qa.assistant import embedder_for
@@ -67,12 +66,10 @@ def main() -> None:
 
         assistant = Assistant.open(index_dir, embedder=embedder)
         asked = [q.text for q in questions[: args.questions]]
-        latencies = []
+        latencies: list[float] = []
         for q in asked:
-            t = time.perf_counter()
-            assistant.ask(q)
-            latencies.append(1000 * (time.perf_counter() - t))
-        latencies.sort()
+            with timer(latencies):
+                assistant.ask(q)
         started = time.perf_counter()
         assistant.ask_many(asked)
         batch_s = time.perf_counter() - started
@@ -88,8 +85,8 @@ def main() -> None:
             "build_chunks_per_s": round(chunks / build_s, 1),
             "raw_encode_chunks_per_s": round(len(texts) / raw_s, 1),
             "build_to_raw_ratio": round((chunks / build_s) / (len(texts) / raw_s), 3),
-            "single_question_ms_p50": round(statistics.median(latencies), 1),
-            "single_question_ms_p95": round(latencies[int(0.95 * (len(latencies) - 1))], 1),
+            "single_question_ms_p50": percentiles(latencies, 1)[0],
+            "single_question_ms_p95": percentiles(latencies, 1)[1],
             "one_at_a_time_questions_per_s": round(1000 * len(latencies) / sum(latencies), 1),
             "batch_questions_per_s": round(len(asked) / batch_s, 1),
             "index_bytes_on_disk": folder_size(gen),

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import emit, machine
+from common import emit, machine, percentiles, timer
 
 from qa.embed import SentenceTransformerEmbedder
 from qa.evaluate import load_squad
@@ -55,19 +55,22 @@ def main() -> None:
     latency: dict[str, list[float]] = {p: [] for p in embedders}
     for text in asked:
         for precision, embedder in embedders.items():
-            started = time.perf_counter()
-            embedder.embed([text])
-            latency[precision].append((time.perf_counter() - started) * 1000)
+            with timer(latency[precision]):
+                embedder.embed([text])
+    # What int8 (and bf16) must keep: every vector at least 0.95 cosine to fp32's (tests/test_embed.py);
+    # SQuAD snippet accuracy within half a point of fp32 comes from `qa eval --precision P`.
+    reference = SentenceTransformerEmbedder(batch_size=batch, precision="fp32").embed(texts)
     rows = []
     for precision, spent in seconds.items():
         rows.append(
             {
                 "precision": precision,
+                "min_cosine_to_fp32": round(float(np.min(np.sum(embedders[precision].embed(texts) * reference, 1))), 4),
                 "passages_per_s": round(len(texts) / min(spent), 1),
                 "tokens_per_s": round(tokens / min(spent)),
                 "passages_per_s_each_round": [round(len(texts) / s, 1) for s in spent],
-                "question_ms_p50": round(float(np.percentile(latency[precision], 50)), 2),
-                "question_ms_p95": round(float(np.percentile(latency[precision], 95)), 2),
+                "question_ms_p50": percentiles(latency[precision])[0],
+                "question_ms_p95": percentiles(latency[precision])[1],
             }
         )
         print(json.dumps(rows[-1]), flush=True)

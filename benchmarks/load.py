@@ -12,26 +12,18 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import shutil
-import socket
-import statistics
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from common import emit, free_port, machine, percentiles
+
 ROOT = Path(__file__).resolve().parents[1]
 QUESTIONS = json.loads((ROOT / "tests/data/seed_questions.json").read_text(encoding="utf-8"))
 ASKED = [c["question"] for c in QUESTIONS["answerable"]] + QUESTIONS["off_topic"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _reply(history: list[dict]) -> str:
@@ -79,8 +71,9 @@ def run_level(
         uploads = [pool.submit(upload, i) for i in range(batches if batch_file else 0)]
         results = list(pool.map(user, range(users)))
         uploaded = [u.result() for u in uploads]
-    latencies = sorted(x for r in results for x in r[0])
+    latencies = [1000 * x for r in results for x in r[0]]
     wall = time.perf_counter() - started
+    p50, p95 = percentiles(latencies, 1)
     return {
         "users": users,
         "requests": len(latencies),
@@ -88,8 +81,8 @@ def run_level(
         "different_answers": sum(r[2] for r in results),
         "batch_uploads": len(uploaded),
         "batch_rows": sum(uploaded),
-        "p50_ms": round(1000 * statistics.median(latencies), 1) if latencies else None,
-        "p95_ms": round(1000 * latencies[int(0.95 * (len(latencies) - 1))], 1) if latencies else None,
+        "p50_ms": p50,
+        "p95_ms": p95,
         "requests_per_s": round(len(latencies) / wall, 2),
     }
 
@@ -116,7 +109,7 @@ def main(argv: list[str] | None = None) -> dict:
         expected = {q: answer_markdown(assistant.ask(q, k=3)) for q in questions}
         batch_file = Path(tmp) / "batch.txt"
         batch_file.write_text("\n".join(ASKED) + "\n")
-        port = _free_port()
+        port = free_port()
         demo = launch(build_app(assistant), port=port, block=False)
         try:
             levels = [
@@ -128,12 +121,8 @@ def main(argv: list[str] | None = None) -> dict:
         finally:
             demo.close()
     held = [lv["users"] for lv in levels if lv["p95_ms"] is not None and lv["p95_ms"] < 1000 and not lv["failed"]]
-    machine = f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
-    result = {"machine": machine, "levels": levels, "max_users_with_p95_under_1s": max(held) if held else 0}
-    print(json.dumps(result, indent=1))
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=1))
+    result = {"machine": machine(), "levels": levels, "max_users_with_p95_under_1s": max(held) if held else 0}
+    emit(result, args.out)
     return result
 
 

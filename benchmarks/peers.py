@@ -45,7 +45,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HAYSTACK_TELEMETRY_ENABLED", "False")
 
-import numpy as np  # noqa: E402
+from common import machine, percentiles, timer  # noqa: E402
 
 from qa import Settings  # noqa: E402
 from qa.assistant import embedder_for  # noqa: E402
@@ -58,11 +58,6 @@ DEFAULT_DATA = (ROOT / "../shared/datasets/squad/dev-v1.1.json").resolve()
 KS = (1, 5, 20)
 CANDIDATES = 50  # per retriever before fusion, as qa's Settings.candidates
 PACKAGES = ("qa", "torch", "sentence-transformers", "transformers", "numpy", "faiss-cpu", "bm25s", "haystack-ai")
-
-
-def percentiles(seconds: list[float]) -> tuple[float, float]:
-    p50, p95 = np.percentile(np.array(seconds) * 1000, [50, 95])
-    return round(float(p50), 1), round(float(p95), 1)
 
 
 def recalls(ranks: list[int | None]) -> dict[str, float]:
@@ -98,14 +93,13 @@ def run_qa(data: Path, work: Path, settings: Settings, limit: int) -> tuple[dict
     latencies, correct, abstained = [], 0, 0
     for i in keep:
         q = questions[i]
-        started = time.perf_counter()
-        result = assistant.ask(q.text)
-        latencies.append(time.perf_counter() - started)
+        with timer(latencies):
+            result = assistant.ask(q.text)
         abstained += result.abstained
         top = "" if result.abstained or not result.snippets else result.snippets[0].text
         correct += any(a in top for a in q.answers)
     assistant.close()
-    p50, p95 = percentiles(latencies)
+    p50, p95 = percentiles(latencies, 1)
     row = {
         "system": "qa (hybrid + sentences)",
         "index_s": round(index_s, 1),
@@ -190,14 +184,13 @@ def run_haystack(data: Path, questions: list, precision: str) -> list[dict]:
         pipe.warm_up()
         pipe.run(inputs(questions[0].text))  # warm-up, as for qa
         ranks: list[int | None] = []
-        latencies = []
+        latencies: list[float] = []
         for q in questions:
-            started = time.perf_counter()
-            found = pipe.run(inputs(q.text))[last]["documents"]
-            latencies.append(time.perf_counter() - started)
+            with timer(latencies):
+                found = pipe.run(inputs(q.text))[last]["documents"]
             ids = list(dict.fromkeys(d.meta["doc_id"] for d in found))
             ranks.append(ids.index(q.doc_id) if q.doc_id in ids else None)
-        p50, p95 = percentiles(latencies)
+        p50, p95 = percentiles(latencies, 1)
         rows.append(
             {
                 "system": name,
@@ -223,12 +216,12 @@ def versions() -> dict[str, str]:
     return out
 
 
-def machine() -> dict:
+def machine_details() -> dict:
     import torch
 
     return {
+        "machine": machine(),
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
         "cpus_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
@@ -305,7 +298,7 @@ def main() -> int:
         "data": str(args.data),
         "questions": len(questions),
         "articles": "24-47",
-        "machine": machine(),
+        "machine": machine_details(),
         "versions": versions(),
         "qa_settings": asdict(settings),
         "haystack": {

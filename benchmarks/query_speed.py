@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 from pathlib import Path
 
 import faiss
 import numpy as np
+from common import machine, percentiles, timer
 
 from qa.dense import make_dense
 from qa.retrieve import fuse
@@ -37,17 +37,13 @@ def synthetic(n: int, rng: np.random.Generator) -> np.ndarray:
 
 
 def timed(index, queries: np.ndarray) -> tuple[list[float], np.ndarray]:  # type: ignore[no-untyped-def]
-    out, ids = [], []
+    out: list[float] = []
+    ids = []
     for q in queries:
-        t = time.perf_counter()
-        _, i = index.search(q.reshape(1, -1), K)
-        out.append(1000 * (time.perf_counter() - t))
+        with timer(out):
+            _, i = index.search(q.reshape(1, -1), K)
         ids.append(i[0])
-    return sorted(out), np.array(ids)
-
-
-def p(xs: list[float], q: float) -> float:
-    return round(xs[int(q * (len(xs) - 1))], 3)
+    return out, np.array(ids)
 
 
 def main() -> None:
@@ -66,7 +62,7 @@ def main() -> None:
         for threads in (1, 2):
             faiss.omp_set_num_threads(threads)
             lat, exact = timed(flat, queries)
-            row[f"flat_{threads}thread_ms_p50"], row[f"flat_{threads}thread_ms_p95"] = p(lat, 0.5), p(lat, 0.95)
+            row[f"flat_{threads}thread_ms_p50"], row[f"flat_{threads}thread_ms_p95"] = percentiles(lat, 3)
         faiss.omp_set_num_threads(1)
         t = time.perf_counter()
         faiss.omp_set_num_threads(os.cpu_count() or 1)
@@ -78,7 +74,7 @@ def main() -> None:
             hnsw.hnsw.efSearch = ef
             lat, got = timed(hnsw, queries)
             recall = np.mean([len(set(a) & set(b)) / K for a, b in zip(got, exact, strict=True)])
-            row[f"hnsw_ef{ef}_ms_p50"], row[f"hnsw_ef{ef}_ms_p95"] = p(lat, 0.5), p(lat, 0.95)
+            row[f"hnsw_ef{ef}_ms_p50"], row[f"hnsw_ef{ef}_ms_p95"] = percentiles(lat, 3)
             row[f"hnsw_ef{ef}_recall@50"] = round(float(recall), 4)
         dense, lexical = rng.random(100), rng.random(100) * 20
         t = time.perf_counter()
@@ -88,7 +84,7 @@ def main() -> None:
         rows.append(row)
         print(json.dumps(row), flush=True)
     result = {
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+        "machine": machine(),
         "note": "synthetic vectors; baseline = exact (flat) search in the same run",
         "rows": rows,
     }

@@ -37,7 +37,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import emit, machine
+from common import emit, machine, percentiles
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC_SENTENCES, CHUNK_SENTENCES, WINDOW = 20, 4, 60
@@ -54,9 +54,12 @@ def memory() -> dict[str, float]:
     return out
 
 
-def percentiles(ms: list[float]) -> tuple[float, float]:
-    ms = sorted(ms)
-    return round(ms[len(ms) // 2], 2), round(ms[int(0.95 * (len(ms) - 1))], 2)
+def top_positive(scores: np.ndarray, n: int) -> np.ndarray:
+    """The ``n`` best positive scores' positions, unordered: the lexical step as qa's retrieval takes it."""
+    positive = np.flatnonzero(scores > 0)
+    if len(positive) <= n:
+        return positive
+    return positive[np.argpartition(-scores[positive], n - 1)[:n]]
 
 
 # ---- the sentence pool ------------------------------------------------------------------------
@@ -253,7 +256,7 @@ def serve(index_dir: Path, data: Path, work: Path, questions: int, batch: int, l
     from qa.evaluate import load_squad
     from qa.index import Index
     from qa.lexical import terms
-    from qa.retrieve import _top, dense_candidates
+    from qa.retrieve import dense_candidates
 
     _, qs = load_squad(data / "squad/dev-v1.1.json")
     rng = np.random.default_rng(0)
@@ -299,7 +302,7 @@ def serve(index_dir: Path, data: Path, work: Path, questions: int, batch: int, l
         dense_ms.append(1000 * (time.perf_counter() - t))
     for q in asked:
         t = time.perf_counter()
-        _top(index.lexical.scores(terms(q)), settings.candidates)
+        top_positive(index.lexical.scores(terms(q)), settings.candidates)
         lexical_ms.append(1000 * (time.perf_counter() - t))
     started = time.perf_counter()
     assistant.ask_many(batched)

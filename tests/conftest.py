@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import re
 import shutil
+import socket
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,6 +18,13 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"
 SHARED = ROOT.parent / "shared"
 SEED_FILE = CORPUS / "us-japan-defense-cooperation-2024.txt"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 at the time of asking."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def shared_path(*parts: str) -> Path:
@@ -93,6 +101,18 @@ def _own_state_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[n
         os.environ.pop("XDG_STATE_HOME", None)
     else:
         os.environ["XDG_STATE_HOME"] = saved
+
+
+# Fixtures that load the real model: a test that uses one must be marked slow, so that
+# `pytest -m "not slow"` stays a quick run.
+REAL_MODEL_FIXTURES = frozenset({"embedder", "seed_index", "assistant"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        uses = REAL_MODEL_FIXTURES & set(getattr(item, "fixturenames", ()))
+        if uses and item.get_closest_marker("slow") is None:
+            raise pytest.UsageError(f"{item.nodeid} uses {', '.join(sorted(uses))} (the real model): mark it slow")
 
 
 @pytest.fixture

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
 
-from qa import Answer, Assistant
+from qa import Answer, Assistant, Citation, Snippet
 from qa.cite import parse_citation_id
 from qa.errors import InputError
 
 from .conftest import ROOT
+
+pytestmark = pytest.mark.slow
 
 QUESTIONS = json.loads((ROOT / "tests" / "data" / "seed_questions.json").read_text(encoding="utf-8"))
 
@@ -114,11 +117,17 @@ def test_every_snippet_equals_the_source_at_its_offsets(assistant: Assistant):
 
 
 def test_answer_is_a_whole_object(assistant: Assistant):
+    """The answer, built from the source file itself: its sentence, offsets, id, and scores in range."""
+    source = ROOT / "corpus" / "us-japan-defense-cooperation-2024.txt"
+    text = source.read_text(encoding="utf-8")
+    start = text.index("As the JSDF implements the strategy")
+    end = text.index(".", text.index("(J-JOC)")) + 1
+    cid = f"{hashlib.sha256(source.read_bytes()).hexdigest()[:12]}:{start}-{end}"
     answer = assistant.ask("What is the PJHQ being rebranded as?", k=1)
-    best = answer.snippets[0]
+    score = answer.snippets[0].score if answer.snippets else 0.0
     assert answer == Answer(
         question="What is the PJHQ being rebranded as?",
-        snippets=(best,),
+        snippets=(Snippet(text[start:end], Citation(cid, source.name, start, end, None), score),),
         abstained=False,
         reason="",
         related=(),
@@ -127,9 +136,9 @@ def test_answer_is_a_whole_object(assistant: Assistant):
         scorer=answer.scorer,
     )
     assert answer.phrase is not None and "Japan Joint Operations Center" in answer.phrase.text
+    p = answer.phrase.citation
+    assert start <= p.start < p.end <= end and text[p.start : p.end] == answer.phrase.text
     assert answer.scorer.startswith("reader:") and 0.5 < answer.confidence <= 1.0
-    assert best.citation.source == "us-japan-defense-cooperation-2024.txt" and best.citation.page is None
-    assert "Japan Joint Operations Center (J-JOC)" in best.text
 
 
 def test_supporting_snippets_come_from_other_places(assistant: Assistant):

@@ -39,6 +39,7 @@ def files(tmp_path):
     return {"txt": txt, "csv": table, "jsonl": jsonl}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fmt", ["txt", "csv", "jsonl"])
 def test_each_input_format_gives_one_cited_row_per_question(seed_index, files, tmp_path, fmt):
     out = tmp_path / "answers.jsonl"
@@ -51,6 +52,7 @@ def test_each_input_format_gives_one_cited_row_per_question(seed_index, files, t
     assert rows[1]["reason"] and rows[1]["supporting"]
 
 
+@pytest.mark.slow
 def test_csv_columns_carry_through_and_gold_answers_give_accuracy(seed_index, files, tmp_path):
     out = tmp_path / "answers.jsonl"
     result = run("batch", str(files["csv"]), "-o", str(out), "--index", str(seed_index))
@@ -61,6 +63,7 @@ def test_csv_columns_carry_through_and_gold_answers_give_accuracy(seed_index, fi
     assert "accuracy 66.7% on 3 with answers" in result.output
 
 
+@pytest.mark.slow
 def test_stdin_questions_to_csv_output(seed_index, tmp_path):
     out = tmp_path / "answers.csv"
     result = run("batch", "-", "-o", str(out), "--index", str(seed_index), input="\n".join(QUESTIONS))
@@ -70,6 +73,7 @@ def test_stdin_questions_to_csv_output(seed_index, tmp_path):
     assert rows[0]["citation_id"] and rows[0]["abstained"] == "False"
 
 
+@pytest.mark.slow
 def test_markdown_report_shows_every_citation(seed_index, files, tmp_path):
     out = tmp_path / "answers.md"
     run("batch", str(files["txt"]), "-o", str(out), "--index", str(seed_index))
@@ -83,6 +87,7 @@ def test_markdown_report_shows_every_citation(seed_index, files, tmp_path):
             assert f"[{s['citation']['id']}]" in report
 
 
+@pytest.mark.slow
 def test_every_citation_in_a_batch_resolves_to_the_same_text(seed_index, assistant, files, tmp_path):
     out = tmp_path / "answers.jsonl"
     run("batch", str(files["txt"]), "-o", str(out), "--index", str(seed_index), "-k", "4")
@@ -97,6 +102,7 @@ def test_every_citation_in_a_batch_resolves_to_the_same_text(seed_index, assista
     assert checked >= 8
 
 
+@pytest.mark.slow
 def test_bad_lines_are_reported_in_their_rows_and_the_run_goes_on(seed_index, tmp_path):
     path = tmp_path / "bad.txt"
     path.write_bytes(b"What does SOSA do?\n   \n\xff\xfe broken bytes\n" + b"why " * 1000 + b"\nWho signed the MOU?\n")
@@ -115,6 +121,7 @@ def test_bad_lines_are_reported_in_their_rows_and_the_run_goes_on(seed_index, tm
     assert "3 errors" in result.output
 
 
+@pytest.mark.slow
 def test_resume_skips_answered_ids_and_repairs_a_torn_last_row(seed_index, files, tmp_path):
     out = tmp_path / "answers.jsonl"
     run("batch", str(files["jsonl"]), "-o", str(out), "--index", str(seed_index))
@@ -126,6 +133,7 @@ def test_resume_skips_answered_ids_and_repairs_a_torn_last_row(seed_index, files
     assert [r["id"] for r in rows] == ["j0", "j1", "j2"]
 
 
+@pytest.mark.slow
 def test_csv_without_a_question_column_is_a_clear_error(seed_index, tmp_path):
     path = tmp_path / "q.csv"
     path.write_text("id,text\n1,hello\n")
@@ -133,6 +141,7 @@ def test_csv_without_a_question_column_is_a_clear_error(seed_index, tmp_path):
     assert result.exit_code == 1 and "no 'question' column (found: id, text)" in result.output
 
 
+@pytest.mark.slow
 def test_unknown_extension_asks_for_a_format(seed_index, tmp_path):
     path = tmp_path / "q.docx"
     path.write_text("x")
@@ -140,6 +149,7 @@ def test_unknown_extension_asks_for_a_format(seed_index, tmp_path):
     assert result.exit_code == 1 and "--input-format" in result.output
 
 
+@pytest.mark.slow
 def test_batch_run_answers_like_ask(assistant):
     rows = list(batch.read_rows("\n".join(QUESTIONS).encode(), "txt"))
     stream = io.StringIO()

@@ -11,8 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import ROOT, SEED_FILE, SHARED, shared_path
-from .test_web import free_port
+from .conftest import ROOT, SEED_FILE, SHARED, free_port, shared_path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -32,7 +31,7 @@ TABS = ["Chat", "Citation lookup", "Batch", "Sources"]
 WIDTHS = [1366, 420]
 BOT = "#chat .message-row.bot-row, #chat [data-testid='bot']"
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")

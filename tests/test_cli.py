@@ -15,6 +15,9 @@ from qa.cli import main
 
 from .conftest import SEED_FILE
 
+# `qa index` builds at the automatic precision, which depends on the CPU.
+pytestmark = pytest.mark.precision
+
 
 @pytest.fixture(scope="module")
 def cli_index(tmp_path_factory, embedder):  # type: ignore[no-untyped-def]
@@ -34,6 +37,7 @@ def run(*args: str, input: str | None = None):  # type: ignore[no-untyped-def]
     return CliRunner().invoke(main, list(args), input=input)
 
 
+@pytest.mark.slow
 def test_ask_prints_the_snippet_citation_confidence_and_exact_answer(cli_index):
     result = run("ask", "What is the PJHQ being rebranded as?", "--index", str(cli_index), "-k", "1")
     assert result.exit_code == 0
@@ -43,6 +47,7 @@ def test_ask_prints_the_snippet_citation_confidence_and_exact_answer(cli_index):
     assert "Exact answer: “" in result.output and "Japan Joint Operations Center" in result.output.split("Exact")[1]
 
 
+@pytest.mark.slow
 def test_ask_json_is_the_whole_answer(cli_index):
     result = run("ask", "Who signed the MOU for the United States?", "--index", str(cli_index), "--json")
     data = json.loads(result.output)
@@ -52,11 +57,13 @@ def test_ask_json_is_the_whole_answer(cli_index):
     assert data["confidence"] == data["phrase"]["confidence"] and data["scorer"].startswith("reader:")
 
 
+@pytest.mark.slow
 def test_ask_reads_the_question_from_stdin(cli_index):
     result = run("ask", "-", "--index", str(cli_index), "--json", input="What does SOSA do?\n")
     assert json.loads(result.output)["question"] == "What does SOSA do?"
 
 
+@pytest.mark.slow
 def test_off_topic_question_abstains_in_plain_words(cli_index):
     result = run("ask", "What is the capital of Australia?", "--index", str(cli_index))
     assert result.exit_code == 0
@@ -64,6 +71,7 @@ def test_off_topic_question_abstains_in_plain_words(cli_index):
     assert "Related passages:" in result.output
 
 
+@pytest.mark.slow
 def test_cite_round_trips_an_answer_citation(cli_index):
     answer = json.loads(run("ask", "What does SOSA do?", "--index", str(cli_index), "--json").output)
     cid = answer["citation"]["id"]
@@ -73,6 +81,7 @@ def test_cite_round_trips_an_answer_citation(cli_index):
     assert f"[{cid}]" in shown.output and ">>>" in shown.output
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -93,6 +102,7 @@ def test_missing_index_says_how_to_build_it(tmp_path):
     assert result.exit_code == 1 and "qa index" in result.output
 
 
+@pytest.mark.slow
 def test_sources_lists_indexed_and_skipped_files(cli_index):
     result = run("sources", "--index", str(cli_index), "--json")
     data = {f["source"]: f for f in json.loads(result.output)}
@@ -100,6 +110,7 @@ def test_sources_lists_indexed_and_skipped_files(cli_index):
     assert data["empty.txt"]["status"] == "skipped"
 
 
+@pytest.mark.slow
 def test_reindexing_unchanged_corpus_embeds_nothing(cli_index):
     result = run("index", "--index", str(cli_index), "--json")
     report = json.loads(result.output)
@@ -107,6 +118,7 @@ def test_reindexing_unchanged_corpus_embeds_nothing(cli_index):
     assert {f["status"] for f in report["files"]} == {"unchanged", "skipped"}
 
 
+@pytest.mark.slow
 def test_installed_entry_point_answers(cli_index):
     qa = Path(sys.executable).with_name("qa")
     result = subprocess.run(

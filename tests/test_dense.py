@@ -35,21 +35,22 @@ def test_exact_search_up_to_the_threshold_then_hnsw_unless_told():
     assert dense_kind("auto", FLAT_MAX + 1) == "hnsw"
     assert dense_kind("flat", 10 * FLAT_MAX) == "flat"
     assert dense_kind("hnsw", 10) == "hnsw"
+    assert dense_kind("auto", 6, exact_up_to=5) == "hnsw" and dense_kind("auto", 5, exact_up_to=5) == "flat"
+    assert Settings().exact_up_to == FLAT_MAX
     described = dense_description("auto", FLAT_MAX + 1)
     assert described["type"] == "hnsw" and described["requested"] == "auto"
     assert described["exact_up_to"] == FLAT_MAX and described["m"] == qa.dense.HNSW_M
 
 
-def test_the_manifest_records_the_choice_and_the_index_is_that_kind(tmp_path, monkeypatch):
+def test_the_manifest_records_the_choice_and_the_index_is_that_kind(tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(SEED_FILE, corpus / "seed.txt")
-    monkeypatch.setattr(qa.dense, "FLAT_MAX", 5)  # the seed corpus has more chunks than that
-    build_fake(corpus, tmp_path / "auto")
+    build_fake(corpus, tmp_path / "auto", settings=Settings(exact_up_to=5))  # the seed corpus has more chunks
     auto = Index.open(tmp_path / "auto")
     assert auto.manifest.dense["type"] == "hnsw" and auto.manifest.dense["requested"] == "auto"
     assert isinstance(auto.dense, faiss.IndexHNSWSQ)
-    build_fake(corpus, tmp_path / "flat", settings=Settings(dense_index="flat"))
+    build_fake(corpus, tmp_path / "flat", settings=Settings(dense_index="flat", exact_up_to=5))
     flat = Index.open(tmp_path / "flat")
     assert flat.manifest.dense == {"type": "flat", "requested": "flat", "exact_up_to": 5}
     assert isinstance(flat.dense, faiss.IndexFlatIP)
@@ -90,6 +91,7 @@ def seed_corpus(tmp_path_factory):
     return corpus
 
 
+@pytest.mark.slow
 def test_hnsw_index_answers_the_sample_questions_as_exact_search_does(seed_corpus, seed_index, embedder, tmp_path):
     Assistant.build(seed_corpus, tmp_path / "hnsw", embedder=embedder, settings=Settings(dense_index="hnsw"))
     approximate = Assistant.open(tmp_path / "hnsw", embedder=embedder)

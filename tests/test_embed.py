@@ -9,6 +9,8 @@ import pytest
 
 from qa.embed import SentenceTransformerEmbedder
 
+pytestmark = [pytest.mark.slow, pytest.mark.precision]
+
 TEXTS = [
     "What does SOSA do?",
     "The Security of Supply Arrangement lets each side ask the other for priority in defense contracts.",
@@ -43,32 +45,53 @@ def test_bf16_gives_nearly_the_same_vectors():
     assert np.min(np.sum(fp32 * bf16, axis=1)) > 0.995
 
 
-def test_int8_quantises_the_linear_layers_per_channel_and_stays_close_to_fp32():
+def test_int8_keeps_vectors_within_0_95_cosine_of_fp32():
+    """What int8 must keep, on every CPU path: each vector at least 0.95 cosine to fp32's.
+
+    Measured 0.993 (VNNI, 8-bit weights) and 0.990 (no VNNI, 7-bit weights) at the least on these
+    texts; SQuAD snippet accuracy within 0.5 point of fp32 is checked by `qa eval` (README).
+    """
     fp32 = SentenceTransformerEmbedder(precision="fp32").embed(TEXTS)
     int8 = SentenceTransformerEmbedder(precision="int8").embed(TEXTS)
-    # 0.98 here; torch's own recipe (7-bit activations, one weight scale per layer) gives 0.89.
-    assert np.min(np.sum(fp32 * int8, axis=1)) > 0.97
+    assert np.min(np.sum(fp32 * int8, axis=1)) >= 0.95
 
 
-@pytest.mark.parametrize("flags", [{"avx512_vnni"}, set()], ids=["vnni", "no-vnni"])
-def test_int8_uses_8_bit_activations_only_with_vnni_and_otherwise_keeps_down_projections_float(
-    flags, embedder, monkeypatch
-):
+@pytest.mark.parametrize("vnni", [True, False], ids=["vnni", "no-vnni"])
+def test_int8_replaces_every_linear_layer_with_8_bit_weights_only_where_the_cpu_has_vnni(vnni, embedder):
     import torch
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
 
-    from qa import settings
     from qa.embed import _quantize_int8
 
-    monkeypatch.setattr(settings, "cpu_flags", lambda: frozenset(flags))
+    model = _quantize_int8(copy.deepcopy(embedder.model), vnni=vnni)
+    assert not [n for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+    layers = [m for m in model.modules() if type(m).__name__ == "Int8Linear"]
+    assert len(layers) == 6 * 6 + 1  # q, k, v, attention out, up and down per layer; the pooler
+    for layer in layers:
+        top = 127 if vnni else 63
+        assert layer.weight_t.dtype == torch.int8 and int(layer.weight_t.abs().max()) == top
+
+
+def test_int8_sums_are_exact_on_this_cpu_path(embedder):
+    """The int8 kernel's sums equal exact integer arithmetic: no 16-bit saturation (CPUs without VNNI)."""
+    import torch
+
+    from qa.embed import _quantize_int8
+
     model = _quantize_int8(copy.deepcopy(embedder.model))
-    linear = {n: m for n, m in model.named_modules() if isinstance(m, (torch.nn.Linear, DynamicLinear))}
-    down = {name for name in linear if name.endswith(".output.dense") and "attention" not in name}
-    assert len(down) == 6  # one per transformer layer
-    for name, module in linear.items():
-        if name in down and not flags:
-            assert isinstance(module, torch.nn.Linear), name
-        else:
-            assert isinstance(module, DynamicLinear), name
-            assert module.weight().qscheme() == torch.per_channel_affine, name
-            assert (type(module).__name__ == "Int8Linear") == bool(flags), name
+    layer = next(m for m in model.modules() if type(m).__name__ == "Int8Linear" and m.in_features == 1536)
+    x = torch.randn(40, layer.in_features, generator=torch.Generator().manual_seed(0))
+    x[0] = 5.0  # a token whose every activation quantises to the extreme, 127
+    top = x.abs().amax(dim=1, keepdim=True)
+    q = torch.round(x * (127.0 / top)).long()
+    exact = (q @ layer.weight_t.long()).double() * (top * layer.scale).double() + layer.bias.double()
+    with torch.inference_mode():
+        got = layer(x).double()
+    assert torch.allclose(got, exact, rtol=1e-5, atol=1e-4)
+
+
+def test_int8_vectors_do_not_depend_on_the_batch():
+    """Per-token scales: a text's vector is the same alone and beside longer or shorter texts."""
+    int8 = SentenceTransformerEmbedder(precision="int8")
+    together = int8.embed(TEXTS)
+    alone = np.vstack([int8.embed([t]) for t in TEXTS])
+    assert np.abs(together - alone).max() < 1e-5

@@ -147,3 +147,15 @@ def test_same_names_under_different_roots_are_all_indexed(tmp_path):
         roots.append(root)
     build_fake(roots, tmp_path / "index")
     assert sorted(Index.open(tmp_path / "index").manifest.files) == ["README.md", "README.md (2)", "README.md (3)"]
+
+
+def test_add_reindexes_with_the_assistants_own_embedder(corpus, tmp_path):
+    """add/remove keep the embedder the assistant was opened with instead of loading a model by name."""
+    build_fake(corpus, tmp_path / "index")
+    embedder = HashEmbedder()
+    assistant = Assistant.open(tmp_path / "index", embedder=embedder)
+    extra = tmp_path / "extra.txt"
+    extra.write_text("Lighthouses in Brittany guide fishing boats home.")
+    report = assistant.add([extra])
+    assert report.count("indexed") == 1 and embedder.calls > 0
+    assert "extra.txt" in assistant.index.manifest.files

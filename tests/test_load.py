@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import importlib.util
 
+import pytest
+
 from .conftest import ROOT
 
+pytestmark = pytest.mark.slow
 
-def test_concurrent_chats_and_batch_uploads_all_succeed_with_single_user_answers():
+
+def test_concurrent_chats_and_batch_uploads_all_succeed_with_single_user_answers(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))  # for its `common` module, as when run as a script
     spec = importlib.util.spec_from_file_location("load", ROOT / "benchmarks" / "load.py")
     load = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(load)

@@ -126,7 +126,7 @@ def test_server_backend_through_the_client_gives_the_embedded_answers(corpus, tm
 
 def test_cli_index_ask_cite_and_reindex_keep_the_qdrant_backend(corpus, tmp_path, monkeypatch):
     """`qa index --qdrant-path`, then ask/cite/quote and a flagless `qa index` that keeps the backend."""
-    monkeypatch.setattr("qa.assistant._embedder", lambda settings: HashEmbedder())
+    monkeypatch.setattr("qa.assistant.embedder_for", lambda settings: HashEmbedder())
     runner = CliRunner()
     index_dir, shard = tmp_path / "idx", tmp_path / "shard"
     base = ["--index", str(index_dir)]

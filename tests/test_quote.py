@@ -17,6 +17,7 @@ from .conftest import SEED_FILE, shared_path
 SEED = SEED_FILE.read_text(encoding="utf-8")
 
 
+@pytest.mark.slow
 def test_exact_quote_is_found_at_its_offsets(assistant: Assistant):
     quote = "Japan produces under U.S. license"
     [match] = assistant.find_quote(quote)
@@ -24,6 +25,7 @@ def test_exact_quote_is_found_at_its_offsets(assistant: Assistant):
     assert SEED[match.citation.start : match.citation.end] == quote
 
 
+@pytest.mark.slow
 def test_case_whitespace_quotes_and_dashes_are_ignored(assistant: Assistant):
     quote = "KISHIDA'S visit - the first state   visit\nto the U.S. since he took office in 2021"
     [match] = assistant.find_quote(quote)
@@ -32,6 +34,7 @@ def test_case_whitespace_quotes_and_dashes_are_ignored(assistant: Assistant):
     assert SEED[match.citation.start : match.citation.end] == match.text
 
 
+@pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="the capped fuzzy search starts the match a few words early (known regression)")
 def test_close_quote_is_found_with_a_similarity(assistant: Assistant):
     quote = "The revison was promply put into practise with the Japanese governments decision to export Patriots"
@@ -40,6 +43,7 @@ def test_close_quote_is_found_with_a_similarity(assistant: Assistant):
     assert matches[0].text.startswith("The revision was promptly put into practice")
 
 
+@pytest.mark.slow
 def test_quote_not_in_the_corpus_finds_nothing(assistant: Assistant):
     assert assistant.find_quote("Pineapple belongs on pizza, said the committee chair on Tuesday.") == []
 
@@ -53,6 +57,7 @@ def test_fold_joins_line_end_hyphens_and_maps_back():
     assert text[start:end] == "defen-\nse industry"
 
 
+@pytest.mark.slow
 def test_sentence_copied_from_a_pdf_is_found_despite_other_line_breaks(tmp_path, embedder):
     corpus = tmp_path / "pdfs"
     corpus.mkdir()
@@ -70,6 +75,7 @@ def test_sentence_copied_from_a_pdf_is_found_despite_other_line_breaks(tmp_path,
     assert doc.text[matches[0].citation.start : matches[0].citation.end].split() == original.split()
 
 
+@pytest.mark.slow
 def test_quote_command_json_and_stdin(seed_index):
     result = CliRunner().invoke(
         main, ["quote", "-", "--index", str(seed_index), "--json"], input="Patriot missiles, which Japan produces"
@@ -78,6 +84,7 @@ def test_quote_command_json_and_stdin(seed_index):
     assert match["kind"] == "exact" and match["citation"]["id"].count(":") == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["", "   "])
 def test_empty_quote_is_refused(assistant: Assistant, bad):
     from qa.errors import InputError

@@ -88,6 +88,7 @@ questions = st.text(st.characters(codec="utf-8"), max_size=300) | st.sampled_fro
 )
 
 
+@pytest.mark.slow
 @given(questions)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_any_question_gets_an_answer_or_a_clear_error(assistant: Assistant, question):
@@ -101,6 +102,7 @@ def test_any_question_gets_an_answer_or_a_clear_error(assistant: Assistant, ques
     assert answer.abstained == (not answer.snippets)
 
 
+@pytest.mark.slow
 @given(st.text(max_size=80) | st.from_regex(r"[0-9a-f]{12}:[0-9]{1,14}-[0-9]{1,14}", fullmatch=True))
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 def test_citation_ids_parse_or_fail_clearly(assistant: Assistant, text):
@@ -115,6 +117,7 @@ def test_citation_ids_parse_or_fail_clearly(assistant: Assistant, text):
         assert "\n" not in str(exc)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bad", ["../../etc/passwd", "4f8f1c73a273:0-10/../../x", "/etc/passwd:0-5", "%2e%2e:1-2"])
 def test_citation_ids_cannot_name_files(assistant: Assistant, bad):
     with pytest.raises(CitationError, match="not a citation id"):
@@ -146,6 +149,7 @@ def _corpus(folder: Path, copies: int) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_killing_the_indexer_at_random_points_keeps_the_previous_index(tmp_path):
     corpus = _corpus(tmp_path / "corpus", 1)
     index = tmp_path / "index"
@@ -181,6 +185,7 @@ def test_killing_the_indexer_at_random_points_keeps_the_previous_index(tmp_path)
     assert not list(index.glob(".staging-*"))
 
 
+@pytest.mark.slow
 def test_two_builders_at_once_one_fails_clearly_and_the_index_stays_whole(tmp_path):
     corpus = _corpus(tmp_path / "corpus", 30)
     index = tmp_path / "index"
@@ -229,6 +234,7 @@ runpy.run_module("qa", run_name="__main__")
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [
@@ -237,11 +243,9 @@ runpy.run_module("qa", run_name="__main__")
         ["quote", "Patriot missiles", "--index", "{index}"],
     ],
 )
-def test_no_network_request_is_made_at_run_time(tmp_path, args):
+def test_no_network_request_is_made_at_run_time(tmp_path, seed_index, args):
     corpus = _corpus(tmp_path / "corpus", 1)
-    index = tmp_path / "index"
-    if args[0] != "index":
-        subprocess.run([*QA, "index", str(corpus), "--index", str(index)], check=True, capture_output=True, timeout=300)
+    index = tmp_path / "index" if args[0] == "index" else seed_index  # asking only reads the shared index
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "TRANSFORMERS_"))}
     argv = [a.format(corpus=corpus, index=index) for a in args]
     result = subprocess.run([sys.executable, "-c", GUARD, *argv], capture_output=True, text=True, timeout=300, env=env)
@@ -249,10 +253,9 @@ def test_no_network_request_is_made_at_run_time(tmp_path, args):
     assert "NETWORK-ATTEMPTS []" in result.stderr
 
 
-def test_web_ui_starts_without_network(tmp_path):
-    corpus = _corpus(tmp_path / "corpus", 1)
-    index = tmp_path / "index"
-    subprocess.run([*QA, "index", str(corpus), "--index", str(index)], check=True, capture_output=True, timeout=300)
+@pytest.mark.slow
+def test_web_ui_starts_without_network(seed_index):
+    index = seed_index
     script = GUARD.replace(
         'sys.argv = ["qa"] + sys.argv[1:]\nrunpy.run_module("qa", run_name="__main__")',
         """
@@ -272,6 +275,7 @@ demo.close()
     assert "NETWORK-ATTEMPTS []" in result.stderr
 
 
+@pytest.mark.slow
 def test_damaged_index_error_reaches_the_cli_as_one_line(tmp_path):
     corpus = _corpus(tmp_path / "corpus", 1)
     build_fake(corpus, tmp_path / "index")
@@ -306,6 +310,7 @@ def test_pdf_encrypted_with_an_empty_user_password_is_read(tmp_path):
     assert entry.status == "indexed" and entry.pages == 4 and entry.chars > 100
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_a_batch_leaves_a_valid_file_that_resume_completes(seed_index, tmp_path):
     questions = tmp_path / "q.txt"
     lines = [f"What does SOSA do? ({i})" for i in range(3000)]

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import shutil
-import socket
 from pathlib import Path
 
 import pytest
 
 from qa import Assistant
 
-from .conftest import SEED_FILE, HashEmbedder, shared_path
+from .conftest import SEED_FILE, HashEmbedder, free_port, shared_path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -154,13 +150,26 @@ def test_password_protection_refuses_clients_without_the_login(server):
         demo.close()
 
 
+def listening_hosts(port: int) -> list[ipaddress.IPv4Address | ipaddress.IPv6Address]:
+    """The local addresses of the sockets listening on ``port``, from the kernel's tables."""
+    found: list[ipaddress.IPv4Address | ipaddress.IPv6Address] = []
+    for table in ("tcp", "tcp6"):
+        path = Path("/proc/net") / table
+        for line in path.read_text().splitlines()[1:] if path.exists() else []:
+            local, state = line.split()[1], line.split()[3]
+            host, _, hex_port = local.rpartition(":")
+            if state == "0A" and int(hex_port, 16) == port:  # 0A: LISTEN
+                raw = bytes.fromhex(host)  # each 32-bit word is in host (little-endian) order
+                found.append(ipaddress.ip_address(b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))))
+    return found
+
+
 def test_server_listens_on_localhost_only_by_default(server):
-    assert server["url"].startswith("http://127.0.0.1:")
-    import inspect
-
-    from qa.web import launch
-
-    assert inspect.signature(launch).parameters["host"].default == "127.0.0.1"
+    """The fixture launched with launch()'s default host: the kernel shows only loopback listeners."""
+    if not Path("/proc/net/tcp").exists():
+        pytest.skip("no /proc/net/tcp to read listening sockets from")
+    hosts = listening_hosts(int(server["url"].rsplit(":", 1)[1].strip("/")))
+    assert hosts and all(h.is_loopback for h in hosts), hosts
 
 
 def test_uploads_over_the_size_limit_are_refused(server, tmp_path):
@@ -218,6 +227,18 @@ def test_citation_list_shows_a_preview_and_markers_link_to_their_citation():
     assert label.startswith("[1] a.txt · “Patriot missiles, which Japan produces under U.S.") and label.endswith("…”")
     assert "chars" not in label and cid == "0123456789ab:1010-1108"
     assert "[**[1]**](#qa-cite=0123456789ab:1010-1108)" in answer_markdown(answer)
+
+
+def test_the_exact_phrase_is_bold_inside_its_sentence_with_the_sources_own_spacing():
+    from qa.types import Answer
+    from qa.web import answer_markdown
+
+    text = "Japan exports Patriot missiles, which it makes under license."
+    phrase = snippet("Patriot missiles", 114, 130)
+    answer = Answer("q", (snippet(text, 100, 100 + len(text)),), abstained=False, phrase=phrase)
+    shown = answer_markdown(answer)
+    assert "Japan exports <strong>Patriot missiles</strong>, which it makes under license." in shown
+    assert "**Exact answer:** Patriot missiles" in shown
 
 
 def test_an_image_only_pdf_is_listed_as_needing_ocr_not_as_indexed(tmp_path):

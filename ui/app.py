@@ -1,8 +1,8 @@
 """Launch the qa web UI: ``python ui/app.py [--index index] [--corpus corpus] [--host H] [--port P]``.
 
 Also works with Gradio's reload mode (``gradio ui/app.py``): the index and model load once, under
-``gr.NO_RELOAD``, and the Blocks are rebuilt on every change. The stylesheet beside this file is
-picked up by ``qa.web.launch``. Set ``QA_AUTH=user:password`` to require a login.
+``gr.NO_RELOAD``, and the Blocks are rebuilt on every change. The stylesheet is packaged with qa
+(``qa/assets/style.css``) and applied by ``qa.web.launch``. Set ``QA_AUTH=user:password`` to require a login.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ import numpy as np
 from . import cite as citing
 from .backends import Backend
 from .build import Progress, build_index
-from .embed import DeferredEmbedder, Embedder, SentenceTransformerEmbedder
+from .embed import DeferredEmbedder, Embedder, ModelEmbedder, SentenceTransformerEmbedder
 from .errors import IndexFolderError, InputError, QAError
 from .extract import Scored, answer, judged_answer, score_sentences
 from .index import Index, LiveIndex
@@ -180,7 +180,7 @@ class Assistant:
         index_dir: str | Path = DEFAULT_INDEX,
         *,
         settings: Settings | None = None,
-        embedder: SentenceTransformerEmbedder | DeferredEmbedder | None = None,
+        embedder: ModelEmbedder | None = None,
         rebuild: bool = False,
         progress: bool = False,
         on_progress: Progress | None = None,
@@ -437,7 +437,7 @@ class Assistant:
             current.dir,
             [Path(r) for r in manifest.roots],
             settings,
-            embedder,  # type: ignore[arg-type]
+            embedder,
             excluded=excluded,
             managed=managed,
             on_progress=on_progress,
@@ -448,10 +448,10 @@ class Assistant:
         self._live.switch_to(Index.open(current.dir, model=manifest.model))
         return report
 
-    def _build_embedder(self, settings: Settings) -> Embedder:
+    def _build_embedder(self, settings: Settings) -> ModelEmbedder:
         """The embedder a rebuild uses: this one when it can build, else one that loads the model
         only if a file needs embedding (tokenizer from the ONNX export, dimension from the manifest)."""
-        if hasattr(self.embedder, "tokenizer"):
+        if isinstance(self.embedder, ModelEmbedder):  # it has a tokenizer and a dimension
             return self.embedder
         from .ort import FileTokenizer, encoder_meta_ok, export_folder
 

@@ -14,13 +14,13 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .chunk import Tokenizer, chunk_document, title_prefix
 from .dense import dense_description, make_dense
-from .embed import Embedder, embed_with_spans
+from .embed import Embedder, ModelEmbedder, embed_with_spans
 from .errors import IngestError, QAError
 from .index import Index
 from .ingest import SourceFile, discover, file_hash, read_bytes
@@ -37,13 +37,6 @@ if TYPE_CHECKING:
 
 EMBED_BATCH = 256
 READ_WINDOW_BYTES = 256_000_000  # new files are parsed in groups of about this many bytes
-
-
-class ModelEmbedder(Embedder, Protocol):
-    """An embedder that also exposes its tokenizer and vector size, as the build needs both."""
-
-    tokenizer: Tokenizer
-    dimension: int
 
 
 Progress = Callable[[str, int, int], None]
@@ -223,8 +216,12 @@ def _read_all(
         _tick(bar, on_progress, "reading", done, len(files))
 
     def parse_held() -> None:
-        prepare = runner.prepare_all if runner is not None else prepare_all
-        prepared.update(zip(held, prepare([(files[i], held[i]) for i in held], tick), strict=True))
+        tasks = [(files[i], held[i]) for i in held]
+        if runner is not None:
+            results = runner.prepare_all(tasks, tick)
+        else:
+            results = prepare_all(tasks, tick, settings.read_workers_from_bytes)
+        prepared.update(zip(held, results, strict=True))
         held.clear()
 
     for n, file in enumerate(files):
@@ -429,7 +426,7 @@ def _manifest(
         max_file_mb=settings.max_file_mb,
         dense_index=settings.dense_index,
         follow_links=settings.follow_links,
-        dense=dense_description(settings.dense_index, chunks),
+        dense=dense_description(settings.dense_index, chunks, settings.exact_up_to),
         roots=tuple(str(r) for r in record.roots),
         excluded=record.excluded,
         managed=record.managed,

@@ -54,7 +54,7 @@ def _segmenter():  # type: ignore[no-untyped-def]
     import pysbd
     from pysbd.lang.english import English
 
-    class AbbreviationReplacer(English.AbbreviationReplacer):  # type: ignore[name-defined]
+    class AbbreviationReplacer(English.AbbreviationReplacer):  # type: ignore[misc]  # pysbd is untyped
         def search_for_abbreviations_in_string(self, text: str) -> str:
             # pysbd's own loop, less its slow part: it ran a regex over every line for each of its
             # 188 abbreviations that occur anywhere in the line ("a" in "and"), though each of them
@@ -73,7 +73,7 @@ def _segmenter():  # type: ignore[no-untyped-def]
                     text = self.scan_for_replacements(text, match, ind, char_array)
             return text
 
-    class FasterEnglish(English):
+    class FasterEnglish(English):  # type: ignore[misc]
         pass
 
     FasterEnglish.AbbreviationReplacer = AbbreviationReplacer

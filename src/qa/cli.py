@@ -10,7 +10,7 @@ import os
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import click
 
@@ -48,7 +48,7 @@ class _VisibleStream:
         self._stream = stream
 
     def write(self, text: str) -> int:
-        return self._stream.write(_UNSAFE_IN_CSV.sub(_escape, text))
+        return int(self._stream.write(_UNSAFE_IN_CSV.sub(_escape, text)))
 
     def flush(self) -> None:
         self._stream.flush()
@@ -524,7 +524,7 @@ def batch_command(
         summary = batch.run(
             assistant,
             rows,
-            batch.Writer(stream, fout, append=append),
+            batch.Writer(cast(IO[str], stream), fout, append=append),
             k=k,
             skip=skip,
             on_row=lambda rec, s: bar.update(1) if bar is not None else None,

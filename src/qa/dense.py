@@ -6,22 +6,24 @@ from typing import Any
 
 import numpy as np
 
-FLAT_MAX = 200_000  # exact search answers in under 30 ms end to end up to here (benchmarks/scale.py)
+from .settings import EXACT_UP_TO
+
+FLAT_MAX = EXACT_UP_TO  # the default of Settings.exact_up_to
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 
 
-def dense_kind(requested: str, count: int) -> str:
+def dense_kind(requested: str, count: int, exact_up_to: int = FLAT_MAX) -> str:
     """The FAISS index for ``count`` chunks: exact while it is fast enough, then HNSW."""
     if requested != "auto":
         return requested
-    return "flat" if count <= FLAT_MAX else "hnsw"
+    return "flat" if count <= exact_up_to else "hnsw"
 
 
-def dense_description(requested: str, count: int) -> dict[str, Any]:
+def dense_description(requested: str, count: int, exact_up_to: int = FLAT_MAX) -> dict[str, Any]:
     """What the manifest records of the dense index: its kind, and why it was chosen."""
-    kind = dense_kind(requested, count)
-    described: dict[str, Any] = {"type": kind, "requested": requested, "exact_up_to": FLAT_MAX}
+    kind = dense_kind(requested, count, exact_up_to)
+    described: dict[str, Any] = {"type": kind, "requested": requested, "exact_up_to": exact_up_to}
     if kind == "hnsw":
         described.update(m=HNSW_M, ef_construction=HNSW_EF_CONSTRUCTION, storage="8-bit scalar quantised")
     return described

@@ -13,14 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from .chunk import Tokenizer
 from .errors import ConfigError
 from .settings import DEFAULT_MODEL, resolve_precision
-
-# No model or file may be fetched at run time: the hub is never asked.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 Spans = Sequence[tuple[int, int]]
 
@@ -32,6 +27,17 @@ class Embedder(Protocol):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """A float32 array of shape (len(texts), dimension), each row of unit length."""
         ...
+
+
+@runtime_checkable
+class ModelEmbedder(Embedder, Protocol):
+    """An embedder that also exposes its tokenizer and vector size, as a build needs both."""
+
+    @property
+    def tokenizer(self) -> Tokenizer: ...
+
+    @property
+    def dimension(self) -> int: ...
 
 
 @runtime_checkable
@@ -95,7 +101,7 @@ class SentenceTransformerEmbedder:
         return HFTokenizer(self.model.tokenizer, int(self.model.max_seq_length) - 2)
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit vectors of ``texts``: the model's own forward pass and pooling, batched by length.
+        """Unit vectors of ``texts``: the model's own forward pass and pooling, in unpadded batches.
 
         The same arithmetic as ``SentenceTransformer.encode``, without the module walk it does on
         every call (about 1 ms, a sixth of encoding one question).
@@ -103,28 +109,40 @@ class SentenceTransformerEmbedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         for batch, _features, _offsets, result in self._forward(texts):
             out[batch] = result["sentence_embedding"].float().numpy()
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12)
+        return _unit(out)
 
     def _forward(self, texts: Sequence[str], offsets: bool = False) -> Iterator[tuple[list[int], Any, Any, Any]]:
-        """Batches of ``texts``, longest first: positions, tokenizer features, offsets (or None), outputs."""
+        """Batches of texts of one token length each, longest first: positions, features, offsets (or None), outputs.
+
+        No batch is padded, so every text goes through the arithmetic it would go through alone,
+        and its vector does not depend on what it is embedded with. (Padding changes how the
+        attention's sums are rounded, and int8's per-token quantisation can turn such a last-bit
+        difference into a visible one: a question's answer then depended on its batch.)
+        """
         import torch
 
+        if not texts:
+            return
         model = self.model
-        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-        for at in range(0, len(order), self.batch_size):
-            batch = order[at : at + self.batch_size]
-            features = model.tokenizer(
-                [texts[i] for i in batch],
-                padding=True,
-                truncation=True,
-                max_length=int(model.max_seq_length),
-                return_tensors="pt",
-                return_offsets_mapping=offsets,
-            )
-            mapping = features.pop("offset_mapping", None)
+        encoded = model.tokenizer(
+            list(texts),
+            padding=False,
+            truncation=True,
+            max_length=int(model.max_seq_length),
+            return_offsets_mapping=offsets,
+        )
+        ids = encoded["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: (-len(ids[i]), i))
+        at = 0
+        while at < len(order):
+            length, end = len(ids[order[at]]), at + 1
+            while end < len(order) and end - at < self.batch_size and len(ids[order[end]]) == length:
+                end += 1
+            batch, at = order[at:end], end
+            features = {k: torch.tensor([encoded[k][i] for i in batch]) for k in encoded if k != "offset_mapping"}
+            mapping = torch.tensor([encoded["offset_mapping"][i] for i in batch]) if offsets else None
             with torch.inference_mode():
-                result = model(dict(features))
+                result = model(features)
             yield batch, features, mapping, result
 
     def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
@@ -142,8 +160,7 @@ class SentenceTransformerEmbedder:
             mask = features["attention_mask"].numpy().astype(bool)
             for row, i in enumerate(batch):
                 pooled[i] = _pool(tokens[row], offsets[row], mask[row], spans[i], out[i])
-        norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.maximum(norms, 1e-12), pooled
+        return _unit(out), pooled
 
 
 class DeferredEmbedder:
@@ -180,12 +197,16 @@ class DeferredEmbedder:
 @lru_cache(maxsize=4)
 def _load(name: str, device: str, precision: str = "fp32") -> Any:
     """Load a model once per process (the UI, the CLI and tests open many assistants)."""
+    # No model or file may be fetched at run time: the hub is never asked. Set before the hub
+    # client is first imported, which reads them once.
+    for name_ in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY", "HF_HUB_DISABLE_PROGRESS_BARS"):
+        os.environ.setdefault(name_, "1")
     import torch
     from sentence_transformers import SentenceTransformer
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
-    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
     kwargs = {"torch_dtype": torch.bfloat16} if precision == "bf16" else {}
     try:
         model = SentenceTransformer(resolve_model(name), device=device, local_files_only=True, model_kwargs=kwargs)
@@ -199,41 +220,71 @@ def _load(name: str, device: str, precision: str = "fp32") -> Any:
         ) from None
 
 
-def _quantize_int8(model: Any) -> Any:
-    """Dynamic int8 quantisation of the linear layers, weights per output channel.
+def _quantize_int8(model: Any, vnni: bool | None = None) -> Any:
+    """Replace every linear layer with ``Int8Linear``: int8 weights per output channel, int8 activations per token.
 
-    torch quantises activations to 7 bits by default, because CPUs without VNNI instructions
-    saturate 16-bit sums of 8-bit products. Where the CPU has VNNI the sums are 32-bit, so all
-    8 bits are used: on SQuAD dev (``qa eval``) snippet accuracy is 0.16 point below fp32's, against
-    0.7 with torch's recipe. Without VNNI the feed-forward down-projections (wider input than
-    output), which read the activations' outliers, stay float32: 7 bits there cost most of the loss.
+    Each token's activations get their own scale, so a text's vector never depends on the texts
+    it is batched with (torch's dynamic quantisation uses one scale for the whole batch, padding
+    included). Weights use 8 bits where the CPU has VNNI and 7 bits elsewhere: without VNNI,
+    oneDNN sums pairs of 8-bit products in 16 bits, which saturate unless one side has 7 bits.
     """
-    import warnings
-
     import torch
-    from torch.ao.nn.quantized.dynamic import Linear as DynamicLinear
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
     from .settings import has_vnni
 
-    class Int8Linear(DynamicLinear):
-        """torch's dynamic int8 linear layer with 8-bit rather than 7-bit activations."""
+    weight_bits = 8 if (has_vnni() if vnni is None else vnni) else 7
+    int8_linear = _int8_linear_class()
+    targets = [name for name, module in model.named_modules() if type(module) is torch.nn.Linear]
+    for name in targets:
+        parent_name, _, child = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        linear = getattr(parent, child)
+        setattr(parent, child, int8_linear(linear.weight, linear.bias, weight_bits))
+    return model
+
+
+@lru_cache(maxsize=1)
+def _int8_linear_class() -> type[Any]:
+    """The ``Int8Linear`` module class (made on first use, so that importing qa does not import torch)."""
+    import torch
+
+    class Int8Linear(torch.nn.Module):
+        """``y = x W^T + b`` with x quantised per token and W per output channel, summed in int32."""
+
+        weight_t: torch.Tensor
+        scale: torch.Tensor
+        bias: torch.Tensor | None
+
+        def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, bits: int) -> None:
+            super().__init__()
+            top = 2 ** (bits - 1) - 1
+            w = weight.detach().float()
+            scale = w.abs().amax(dim=1).clamp_min(1e-12) / top
+            self.in_features, self.out_features, self.weight_bits = w.shape[1], w.shape[0], bits
+            self.register_buffer("weight_t", torch.round(w / scale[:, None]).to(torch.int8).t().contiguous())
+            # The activations' 1/127 is folded into the weights' scale: one multiply less per call.
+            self.register_buffer("scale", scale / 127.0)
+            self.register_buffer("bias", None if bias is None else bias.detach().float().clone())
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
-            packed = self._packed_params._packed_params
-            return torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False).to(x.dtype)
+            rows = x.reshape(-1, self.in_features).float()
+            top = rows.abs().amax(dim=1, keepdim=True).clamp_min_(1e-12)
+            q = rows.mul(127.0 / top).round_().to(torch.int8)
+            acc = torch._int_mm(q, self.weight_t)
+            scale = top * self.scale
+            out = acc.mul(scale) if self.bias is None else torch.addcmul(self.bias, acc, scale)
+            return out.reshape(*x.shape[:-1], self.out_features).to(x.dtype)
 
-    vnni = has_vnni()
-    quantised = {
-        name: per_channel_dynamic_qconfig
-        for name, module in model.named_modules()
-        if isinstance(module, torch.nn.Linear) and (vnni or module.in_features <= module.out_features)
-    }
-    with warnings.catch_warnings():  # torch announces the API's move to torchao; it still works
-        warnings.simplefilter("ignore")
-        return quantize_dynamic(
-            model, quantised, mapping={torch.nn.Linear: Int8Linear if vnni else DynamicLinear}, dtype=torch.qint8
-        )
+        def extra_repr(self) -> str:
+            return f"in_features={self.in_features}, out_features={self.out_features}, weight_bits={self.weight_bits}"
+
+    return Int8Linear
+
+
+def _unit(vectors: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return unit
 
 
 def _pool(tokens: np.ndarray, offsets: np.ndarray, mask: np.ndarray, spans: Spans, fallback: np.ndarray) -> np.ndarray:

@@ -82,7 +82,7 @@ class _Graph:
             scales = w.q_per_channel_scales().numpy().astype(np.float32)
             y = self.op("Mul", self.op("Cast", acc, to=_onnx_type("float32")), self.op("Mul", xs, self.const(scales)))
             bias = module.bias()
-            return y if bias is None else self.op("Add", y, self.const(_np(bias).astype(np.float32), "b"))
+            return str(y if bias is None else self.op("Add", y, self.const(_np(bias).astype(np.float32), "b")))
         elif type(module).__name__ == "Linear" and getattr(module, "weight", None) is not None:
             if module.weight.dtype.is_floating_point and str(module.weight.dtype) != "torch.float32":
                 raise UnsupportedError(f"{module.weight.dtype} weights")
@@ -90,16 +90,18 @@ class _Graph:
         else:
             raise UnsupportedError(f"a {type(module).__name__} layer")
         bias = getattr(module, "bias", None)
-        return y if bias is None else self.op("Add", y, self.const(_np(bias).astype(np.float32), "b"))
+        return str(y if bias is None else self.op("Add", y, self.const(_np(bias).astype(np.float32), "b")))
 
     def layer_norm(self, x: str, module: Any) -> str:
-        return self.op(
-            "LayerNormalization",
-            x,
-            self.const(_np(module.weight).astype(np.float32), "ln_w"),
-            self.const(_np(module.bias).astype(np.float32), "ln_b"),
-            axis=-1,
-            epsilon=float(module.eps),
+        return str(
+            self.op(
+                "LayerNormalization",
+                x,
+                self.const(_np(module.weight).astype(np.float32), "ln_w"),
+                self.const(_np(module.bias).astype(np.float32), "ln_b"),
+                axis=-1,
+                epsilon=float(module.eps),
+            )
         )
 
     def model(self, inputs: list[Any], outputs: list[Any], doc: str) -> Any:
@@ -113,7 +115,7 @@ class _Graph:
 
 
 def _np(tensor: Any) -> np.ndarray:
-    return tensor.detach().to("cpu").float().numpy() if tensor.is_floating_point() else tensor.detach().numpy()
+    return np.asarray(tensor.detach().to("cpu").float() if tensor.is_floating_point() else tensor.detach())
 
 
 def _f(value: float) -> np.ndarray:

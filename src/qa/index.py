@@ -186,7 +186,8 @@ class Index:
             if manifest.backend:
                 return _open_backend(index_dir, gen, manifest, backend, holding)
             return cls(index_dir, gen, manifest, holding)
-        raise IndexFolderError(f"{index_dir} is damaged ({gen.name} is missing); {rebuild_hint(index_dir)}")
+        missing = gen.name if gen is not None else "its generation"  # gen is set: the loop ran
+        raise IndexFolderError(f"{index_dir} is damaged ({missing} is missing); {rebuild_hint(index_dir)}")
 
     def _db(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

@@ -128,6 +128,7 @@ class Manifest:
             title_in_chunks=self.title_in_chunks,
             max_file_mb=self.max_file_mb,
             dense_index=self.dense_index,
+            exact_up_to=int(self.dense.get("exact_up_to", base.exact_up_to if base else Settings().exact_up_to)),
             follow_links=self.follow_links,
         )
 
@@ -280,7 +281,8 @@ def read_manifest(index_dir: Path) -> Manifest | None:
         except FileNotFoundError:
             if current_generation(index_dir) == gen:
                 break
-    raise IndexFolderError(f"{index_dir} is damaged ({gen.name}/{MANIFEST} is missing); {rebuild_hint(index_dir)}")
+    missing = f"{gen.name if gen is not None else '?'}/{MANIFEST}"  # gen is set: the loop ran
+    raise IndexFolderError(f"{index_dir} is damaged ({missing} is missing); {rebuild_hint(index_dir)}")
 
 
 def build_settings(index_dir: Path, **changes: Any) -> Settings:

@@ -70,7 +70,7 @@ def reader_meta_ok(folder: Path, model_dir: Path) -> bool:
     if (st.st_size, st.st_mtime_ns) == (source.get("size"), source.get("mtime_ns")):
         return True
     # Copied or checked out again: the same bytes still count.
-    return st.st_size == source.get("size") and _sha256(model_dir / READER_WEIGHTS) == source.get("sha256")
+    return bool(st.st_size == source.get("size") and _sha256(model_dir / READER_WEIGHTS) == source.get("sha256"))
 
 
 def _sha256(path: Path) -> str:

@@ -103,7 +103,7 @@ def locate(ours: str, theirs: str, ranges: Sequence[Range]) -> list[list[int]]:
         lo, hi = bisect.bisect_left(a_at, start), bisect.bisect_left(a_at, end)
         aligned = [matched[k] for k in range(lo, hi) if matched[k] >= 0]
         needle = a[lo:hi]
-        runs = []
+        runs: list[int] = []
         at = b.find(needle) if needle else -1
         while at >= 0 and len(runs) < 50:
             runs.append(at)
@@ -189,7 +189,7 @@ def render_page(
             for hits in located:
                 boxes: list[Box] = []
                 for first, last in _runs(hits):
-                    chars = []
+                    chars: list[tuple[float, float, float, float]] = []
                     for i in range(first, last + 1):
                         if raw.FPDFText_IsGenerated(textpage, i) == 1:
                             continue
@@ -201,17 +201,17 @@ def render_page(
                             continue
                         (x0, y0), (x1, y1) = to_device(left, top), to_device(right, bottom)
                         chars.append((min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)))
-                    boxes += [tuple(round(v) for v in box) for box in _line_boxes(chars)]  # type: ignore[misc]
+                    boxes += [(round(a), round(b), round(c), round(d)) for a, b, c, d in _line_boxes(chars)]
                 all_boxes.append(tuple(boxes))
         finally:
             doc.close()
     found = tuple(_share(page_text, r, hits) for r, hits in zip(ranges, located, strict=True))
     overlay = Image.new("RGBA", image.size, (0, 0, 0, 0))
     draw = ImageDraw.Draw(overlay)
-    for n, boxes in enumerate(all_boxes):
+    for n, line_boxes in enumerate(all_boxes):
         if found[n] < MIN_FOUND:
             continue
-        for left, top, right, bottom in boxes:
+        for left, top, right, bottom in line_boxes:
             pad = max(1, (bottom - top) // 8)
             draw.rectangle((left - pad, top - pad, right + pad, bottom + pad), fill=FILLS[min(n, 1)])
             if n:

@@ -199,7 +199,7 @@ def _align(needle: str, text: str) -> tuple[float, int, int] | None:
 
     if len(needle) <= PARTIAL_RATIO_CHARS:
         aligned = fuzz.partial_ratio_alignment(needle, text)
-        if aligned.dest_end <= aligned.dest_start:
+        if aligned is None or aligned.dest_end <= aligned.dest_start:
             return None
         return aligned.score / 100.0, aligned.dest_start, aligned.dest_end
     runs = [op for op in LCSseq.opcodes(needle, text) if op.tag == "equal" and op.dest_end - op.dest_start >= 4]
@@ -212,6 +212,8 @@ def _align(needle: str, text: str) -> tuple[float, int, int] | None:
     head = fuzz.partial_ratio_alignment(needle[:EDGE_CHARS], text[lo : head_at + EDGE_CHARS + slack])
     hi = max(0, tail_at - EDGE_CHARS - slack)
     tail = fuzz.partial_ratio_alignment(needle[-EDGE_CHARS:], text[hi : tail_at + slack])
+    if head is None or tail is None:  # an edge with nothing in common
+        return None
     start, end = lo + head.dest_start, hi + tail.dest_end
     if end <= start:
         return None

@@ -22,10 +22,9 @@ from pathlib import Path
 
 from .chunk import split_sentences
 from .ingest import SourceFile, parse_document
+from .settings import READ_WORKERS_FROM_BYTES
 from .types import Document
 
-# Below this much input, starting workers (about 0.3 s each) costs more than it saves.
-MIN_BYTES = 1_000_000
 MAX_WORKERS = 4
 
 Task = tuple[SourceFile | Document, bytes]
@@ -42,24 +41,35 @@ def prepare(item: SourceFile | Document, data: bytes) -> Prepared:
         return exc
 
 
-def workers_for(tasks: Sequence[Task]) -> int:
-    """How many worker processes ``tasks`` are worth: 0 to read them here."""
+def workers_for(tasks: Sequence[Task], min_bytes: int = READ_WORKERS_FROM_BYTES) -> int:
+    """How many worker processes ``tasks`` are worth: 0 to read them here (under ``min_bytes`` of input)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     size = sum(len(data) if data else len(getattr(item, "text", "")) for item, data in tasks)
-    if cores < 2 or size < MIN_BYTES or len(tasks) < 2:
+    if cores < 2 or size < min_bytes or len(tasks) < 2:
         return 0
     return min(cores, MAX_WORKERS, len(tasks))
 
 
-def prepare_all(tasks: Sequence[Task], on_done: Callable[[], None] | None = None) -> list[Prepared]:
-    """``prepare`` of every task, in order, in worker processes when that pays."""
+Starter = Callable[[], "subprocess.Popen[bytes] | None"]
+
+
+def prepare_all(
+    tasks: Sequence[Task],
+    on_done: Callable[[], None] | None = None,
+    min_bytes: int = READ_WORKERS_FROM_BYTES,
+    start: Starter | None = None,
+) -> list[Prepared]:
+    """``prepare`` of every task, in order, in worker processes when that pays.
+
+    ``start`` starts one worker (``start_worker`` by default); None from it means no worker.
+    """
     results: list[Prepared | None] = [None] * len(tasks)
-    count = workers_for(tasks)
+    count = workers_for(tasks, min_bytes)
     if count:
-        _in_workers(tasks, results, count, on_done)
+        _in_workers(tasks, results, count, on_done, start or start_worker)
     for i, result in enumerate(results):
         if result is None:  # small input, or a worker that could not finish
             results[i] = prepare(*tasks[i])
@@ -69,7 +79,11 @@ def prepare_all(tasks: Sequence[Task], on_done: Callable[[], None] | None = None
 
 
 def _in_workers(
-    tasks: Sequence[Task], results: list[Prepared | None], count: int, on_done: Callable[[], None] | None
+    tasks: Sequence[Task],
+    results: list[Prepared | None],
+    count: int,
+    on_done: Callable[[], None] | None,
+    start: Starter,
 ) -> None:
     # Largest first, so one big PDF does not finish last on its own.
     todo: queue.SimpleQueue[int] = queue.SimpleQueue()
@@ -97,7 +111,7 @@ def _in_workers(
 
     try:
         for _ in range(count):
-            proc = _start()
+            proc = start()
             if proc is not None:
                 procs.append(proc)
         threads = [threading.Thread(target=serve, args=(p,), daemon=True) for p in procs]
@@ -115,7 +129,8 @@ def _in_workers(
             proc.wait()
 
 
-def _start() -> subprocess.Popen[bytes] | None:
+def start_worker() -> subprocess.Popen[bytes] | None:
+    """A worker process running ``serve_stdin`` with this package importable, or None if none starts."""
     env = dict(os.environ)
     package_parent = str(Path(__file__).resolve().parents[1])
     env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH")) if p)

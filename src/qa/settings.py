@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, fields, replace
 from functools import lru_cache
@@ -18,9 +19,36 @@ PRECISIONS = ("auto", "fp32", "bf16", "int8")
 SCORERS = ("reader", "cheap", "none")
 
 
-@lru_cache(maxsize=1)
+CPU_FLAGS_ENV = "QA_CPU_FLAGS"
+
+
 def cpu_flags() -> frozenset[str]:
-    """The CPU's feature flags from /proc/cpuinfo (empty where there is none to read)."""
+    """The CPU's feature flags from /proc/cpuinfo, as ``QA_CPU_FLAGS`` amends them.
+
+    ``QA_CPU_FLAGS`` is either a comma-separated list of flags to use instead of the CPU's, or a
+    list of ``-flag`` entries to remove (and ``+flag`` to add): ``-avx512_vnni,-avx_vnni,-amx_int8``
+    runs the path a CPU without VNNI takes. Removing flags is always safe; adding one the CPU lacks
+    is not (its kernels then give wrong sums). ``make test`` runs the precision tests both ways.
+    """
+    return _amended(_proc_cpu_flags(), os.environ.get(CPU_FLAGS_ENV, ""))
+
+
+def _amended(flags: frozenset[str], override: str) -> frozenset[str]:
+    entries = [e.strip() for e in override.split(",") if e.strip()]
+    if not entries:
+        return flags
+    if all(e[0] in "+-" for e in entries):
+        removed = {e[1:] for e in entries if e[0] == "-"}
+        return (flags - removed) | {e[1:] for e in entries if e[0] == "+"}
+    if any(e[0] in "+-" for e in entries):
+        raise ConfigError(
+            f"{CPU_FLAGS_ENV} ({override!r}) mixes a list of flags with +/- changes; give one or the other"
+        )
+    return frozenset(entries)
+
+
+@lru_cache(maxsize=1)
+def _proc_cpu_flags() -> frozenset[str]:
     try:
         text = Path("/proc/cpuinfo").read_text(errors="replace")
     except OSError:
@@ -57,6 +85,11 @@ def resolve_precision(precision: str) -> str:
 
 
 DENSE_INDEXES = ("auto", "flat", "hnsw")
+# Exact search answers in under 30 ms end to end up to this many chunks (benchmarks/scale.py).
+EXACT_UP_TO = 200_000
+# Below this much input a build reads files in its own process: starting workers (about 0.3 s
+# each) costs more than it saves.
+READ_WORKERS_FROM_BYTES = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -79,8 +112,11 @@ class Settings:
     max_file_mb: float = 50.0
     # Follow links that lead outside the indexed folders (by default only links inside them are).
     follow_links: bool = False
-    # Dense index: "auto" keeps exact search up to FLAT_MAX chunks, then HNSW over 8-bit vectors.
+    # Dense index: "auto" keeps exact search up to ``exact_up_to`` chunks, then HNSW over 8-bit vectors.
     dense_index: str = "auto"
+    exact_up_to: int = EXACT_UP_TO
+    # Files are parsed in worker processes once a build has this many bytes to read.
+    read_workers_from_bytes: int = READ_WORKERS_FROM_BYTES
     # HNSW search breadth, and how many times ``candidates`` it fetches to keep the best by exact
     # score: recall@50 against exact search 0.976 at 1M chunks, 2.8 ms (benchmarks/scale.py).
     hnsw_ef_search: int = 1024
@@ -117,6 +153,7 @@ class Settings:
             "snippets",
             "hnsw_ef_search",
             "hnsw_oversample",
+            "exact_up_to",
         )
         for name in positive:
             if getattr(self, name) < 1:
@@ -125,6 +162,8 @@ class Settings:
             raise ConfigError(
                 f"chunk overlap ({self.chunk_overlap}) must be from 0 to below chunk size ({self.chunk_tokens})"
             )
+        if self.read_workers_from_bytes < 0:
+            raise ConfigError(f"read workers from bytes ({self.read_workers_from_bytes}) must not be negative")
         if self.max_file_mb <= 0:
             raise ConfigError(f"max file size ({self.max_file_mb} MB) must be positive")
         if self.precision not in PRECISIONS:

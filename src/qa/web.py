@@ -18,19 +18,17 @@ import threading
 import urllib.parse
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # no calls home at start-up
+import gradio as gr
 
-import gradio as gr  # noqa: E402
-
-from . import batch, pages  # noqa: E402
-from .assistant import Assistant  # noqa: E402
-from .errors import QAError  # noqa: E402
-from .ingest import PAGE_SEPARATOR  # noqa: E402
-from .manifest import read_manifest  # noqa: E402
-from .settings import DEFAULT_CORPUS  # noqa: E402
-from .types import Answer, FileReport, Passage, Snippet  # noqa: E402
+from . import batch, pages
+from .assistant import Assistant
+from .errors import QAError
+from .ingest import PAGE_SEPARATOR
+from .manifest import read_manifest
+from .settings import DEFAULT_CORPUS
+from .types import Answer, FileReport, Passage, Snippet
 
 QUESTION_TYPES = [".txt", ".csv", ".tsv", ".jsonl"]
 SOURCE_TYPES = [".txt", ".md", ".pdf"]
@@ -117,8 +115,11 @@ def _quotes(snippets: tuple[Snippet, ...], start: int, phrase: Snippet | None = 
         text = md_escape(s.text)
         if phrase is not None and n == start:
             a, b = phrase.citation.start - c.start, phrase.citation.end - c.start
-            parts = (md_escape(s.text[:a]), md_escape(s.text[a:b]), md_escape(s.text[b:]))
-            text = " ".join(p for p in (parts[0], f"**{parts[1]}**", parts[2]) if p.strip("*"))
+            before, inside, after = s.text[:a], s.text[a:b], s.text[b:]
+            # The source's own spacing around the phrase: none is added, none is lost.
+            gap_before = " " if before[-1:].isspace() else ""
+            gap_after = " " if after[:1].isspace() else ""
+            text = f"{md_escape(before)}{gap_before}<strong>{md_escape(inside)}</strong>{gap_after}{md_escape(after)}"
         out += [
             "",
             f"> {text} {marker(n, s)}",
@@ -425,7 +426,8 @@ def build_app(assistant: Assistant) -> gr.Blocks:
     def refresh() -> tuple[Any, str, Any]:
         return _sources_update("")
 
-    with gr.Blocks(title="qa · cited answers from your documents") as demo:
+    # No calls home: analytics off for this app, without touching the process environment.
+    with gr.Blocks(title="qa · cited answers from your documents", analytics_enabled=False) as demo:
         heading = gr.Markdown(header_markdown(assistant, False), elem_id="header")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
@@ -463,15 +465,19 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         ask, [question, chat, k], [chat, cites, viewer, question], api_name="chat", concurrency_limit=4
                     ),
                     question.submit(
-                        ask, [question, chat, k], [chat, cites, viewer, question], api_name=False, concurrency_limit=4
+                        ask,
+                        [question, chat, k],
+                        [chat, cites, viewer, question],
+                        api_visibility="private",
+                        concurrency_limit=4,
                     ),
                 ):
-                    asked.then(None, js=scroll).then(show_page, cites, viewer, api_name=False)
-                cites.input(show, cites, viewer, api_name=False)
-                marker_pick.change(open_marker, marker_pick, [cites, viewer], api_name=False)
-                clear_button.click(clear, None, [chat, cites, viewer, question], api_name=False)
-                chat.clear(clear, None, [chat, cites, viewer, question], api_name=False)
-                demo.load(readiness, None, [heading, ask_button], api_name=False, concurrency_limit=None)
+                    asked.then(None, js=scroll).then(show_page, cites, viewer, api_visibility="private")
+                cites.input(show, cites, viewer, api_visibility="private")
+                marker_pick.change(open_marker, marker_pick, [cites, viewer], api_visibility="private")
+                clear_button.click(clear, None, [chat, cites, viewer, question], api_visibility="private")
+                chat.clear(clear, None, [chat, cites, viewer, question], api_visibility="private")
+                demo.load(readiness, None, [heading, ask_button], api_visibility="private", concurrency_limit=None)
             with gr.Tab("Citation lookup", id="lookup"):
                 with gr.Row():
                     with gr.Column():
@@ -488,7 +494,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         quote_button = gr.Button("Find sources", elem_id="find")
                 quote_table = gr.Dataframe(headers=QUOTE_COLUMNS, interactive=False, visible="hidden")
                 quote_view = gr.HTML(table_html(QUOTE_COLUMNS, []), elem_id="quote-table")
-                quote_table.change(lambda t: table_html(QUOTE_COLUMNS, t), quote_table, quote_view, api_name=False)
+                quote_table.change(
+                    lambda t: table_html(QUOTE_COLUMNS, t), quote_table, quote_view, api_visibility="private"
+                )
                 cid_button.click(show, cid, cid_view, api_name="cite")
                 quote_button.click(find, quote, quote_table, api_name="quote")
             with gr.Tab("Batch", id="batch"):
@@ -505,7 +513,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                 status = gr.Markdown(elem_id="batch-status")
                 table = gr.Dataframe(headers=BATCH_COLUMNS, interactive=False, visible="hidden")
                 table_view = gr.HTML(table_html(BATCH_COLUMNS, []), elem_id="batch-table")
-                table.change(lambda t: table_html(BATCH_COLUMNS, t), table, table_view, api_name=False)
+                table.change(lambda t: table_html(BATCH_COLUMNS, t), table, table_view, api_visibility="private")
                 result = gr.File(label="Answers")
                 run.click(run_batch, [qfile, fmt, bk], [table, result, status], api_name="batch", concurrency_limit=2)
             with gr.Tab("Sources", id="sources"):
@@ -515,7 +523,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     value=sources_rows(assistant), headers=SOURCE_COLUMNS, interactive=False, visible="hidden"
                 )
                 sources_view = gr.HTML(table_html(SOURCE_COLUMNS, sources_rows(assistant)), elem_id="sources-table")
-                sources.change(lambda t: table_html(SOURCE_COLUMNS, t), sources, sources_view, api_name=False)
+                sources.change(lambda t: table_html(SOURCE_COLUMNS, t), sources, sources_view, api_visibility="private")
                 note = gr.Markdown()
                 with gr.Row():
                     uploads = gr.File(
@@ -528,18 +536,18 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         )
                         remove_button = gr.Button("Remove from index", variant="stop")
                 add_button.click(add, uploads, [sources, note, pick], api_name="upload", concurrency_id="index").then(
-                    header, None, heading, api_name=False
+                    header, None, heading, api_visibility="private"
                 )
                 remove_button.click(
                     remove, pick, [sources, note, pick], api_name="remove", concurrency_id="index", js=CONFIRM_REMOVE
-                ).then(header, None, heading, api_name=False)
-                demo.load(refresh, None, [sources, note, pick], api_name=False)
+                ).then(header, None, heading, api_visibility="private")
+                demo.load(refresh, None, [sources, note, pick], api_visibility="private")
 
         def list_sources() -> list[list[Any]]:
             return sources_rows(assistant)
 
-        gr.api(list_sources, api_name="sources")
-    return demo
+        gr.api(list_sources, api_name="sources")  # type: ignore[attr-defined]  # exported, though not in __all__
+    return cast(gr.Blocks, demo)
 
 
 def _batch_row(rec: dict[str, Any]) -> list[Any]:
@@ -598,7 +606,7 @@ def ready_assistant(
     return assistant
 
 
-ASSETS = Path(__file__).resolve().parents[2] / "ui"
+ASSETS = Path(__file__).resolve().parent / "assets"  # packaged, so a wheel install has them too
 
 
 def launch(
