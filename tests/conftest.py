@@ -89,6 +89,20 @@ def build_fake(
     return build_index(index_dir, roots, settings, embedder, **kwargs)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _own_state_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The CLI remembers the index built last under $XDG_STATE_HOME: the tests keep theirs apart."""
+    import os
+
+    saved = os.environ.get("XDG_STATE_HOME")
+    os.environ["XDG_STATE_HOME"] = str(tmp_path_factory.mktemp("state"))
+    yield
+    if saved is None:
+        os.environ.pop("XDG_STATE_HOME", None)
+    else:
+        os.environ["XDG_STATE_HOME"] = saved
+
+
 # Fixtures that load the real model: a test that uses one must be marked slow, so that
 # `pytest -m "not slow"` stays a quick run.
 REAL_MODEL_FIXTURES = frozenset({"embedder", "seed_index", "assistant"})

@@ -17,7 +17,7 @@ import numpy as np
 from . import cite as citing
 from .backends import Backend
 from .build import Progress, build_index
-from .embed import Embedder, ModelEmbedder, SentenceTransformerEmbedder
+from .embed import DeferredEmbedder, Embedder, ModelEmbedder, SentenceTransformerEmbedder
 from .errors import IndexFolderError, InputError, QAError
 from .extract import Scored, answer, judged_answer, score_sentences
 from .index import Index, LiveIndex
@@ -68,9 +68,29 @@ NOT_ENGLISH = "the question does not look like English; qa reads and answers Eng
 JUDGE_GROUP = 16  # questions whose candidates the reader reads in one pass
 
 
-@lru_cache(maxsize=2)
-def load_scorer(kind: str) -> AnswerScorer | None:
-    return None if kind == "none" else AnswerScorer(kind)
+@lru_cache(maxsize=4)
+def load_scorer(kind: str, onnx_dir: Path | None = None) -> AnswerScorer | None:
+    """The scorer of ``kind``, reading through the ONNX export in ``onnx_dir`` (an index folder) when given."""
+    if kind == "none":
+        return None
+    if onnx_dir is not None and kind == "reader":
+        from .ort import open_reader
+        from .scorer import MODEL_DIR
+
+        return AnswerScorer(kind, onnx=open_reader(onnx_dir, MODEL_DIR))
+    return AnswerScorer(kind)
+
+
+def export_models(index_dir: Path, embedder: object, wait_s: float = 0.0) -> None:
+    """Export the question encoder and the answer reader to ONNX beside the index, where missing or stale."""
+    if not isinstance(embedder, (SentenceTransformerEmbedder, DeferredEmbedder)):
+        return  # a stand-in embedder (tests): nothing to export
+    from .export import ensure_exports
+    from .ort import export_folder
+    from .store import build_lock
+
+    with build_lock(index_dir, wait_s):
+        ensure_exports(export_folder(index_dir), embedder, embedder.name, embedder.precision)
 
 
 @dataclass(frozen=True)
@@ -101,6 +121,8 @@ class Assistant:
         self.embedder = embedder
         self.settings = settings
         self._changing = threading.Lock()  # one add/remove at a time; questions go on meanwhile
+        self.reader_onnx: Path | None = None  # the index folder whose reader export reads, if any
+        self.notes: list[str] = []  # what the user should know once, such as a slow path taken
 
     @property
     def index(self) -> Index:
@@ -121,15 +143,36 @@ class Assistant:
         model: str | None = None,
         settings: Settings | None = None,
         embedder: Embedder | None = None,
+        onnx: bool | None = None,
     ) -> Assistant:
         """Open a built index. ``model``, when given, must be the model the index was built with.
 
         The model, precision and chunk settings are the ones the index was built with (its
         manifest); ``settings`` gives the rest (retrieval and answer tunables).
+        With ``onnx`` (the default when no ``embedder`` is given) questions are encoded and read
+        through the index's ONNX exports, without torch; where an export is missing or stale the
+        torch path answers and ``notes`` says so.
         """
         index = Index.open(Path(index_dir), model)
         settings = index.manifest.settings(settings)
-        return cls(index, embedder or embedder_for(settings), settings)
+        if not (embedder is None if onnx is None else onnx):
+            return cls(index, embedder or embedder_for(settings), settings)
+        from .ort import export_folder, open_encoder, reader_meta_ok
+        from .scorer import MODEL_DIR
+
+        fast, why = (embedder, None) if embedder else open_encoder(index.dir, settings.model, settings.precision)
+        assistant = cls(index, fast or embedder_for(settings), settings)
+        hint = f"`qa index --index {index.dir}` exports it"
+        if why is not None:
+            assistant.notes.append(f"{why}: questions go through torch, which takes seconds to load; {hint}")
+        if settings.scorer == "reader" and not reader_meta_ok(export_folder(index.dir), MODEL_DIR):
+            assistant.notes.append(
+                f"{index.dir} has no ONNX export of the current answer reader: it reads through torch, "
+                f"which takes seconds to load; {hint}"
+            )
+        else:
+            assistant.reader_onnx = index.dir
+        return assistant
 
     @staticmethod
     def build(
@@ -153,6 +196,8 @@ class Assistant:
         ``backend``: keep vectors and search in Qdrant (``qa.backends.Backend``) or in the folder
         (None); by default where the index in ``index_dir`` keeps them (the folder for a new one).
         ``runner``: parse and embed on a Ray cluster (``qa.raybuild.RayRunner``).
+        Then the question encoder and the answer reader are exported to ONNX beside the index where
+        missing or stale (``qa.export``), so that questions need no torch.
         """
         index_dir = Path(index_dir)
         try:
@@ -174,11 +219,12 @@ class Assistant:
         settings = settings or (manifest.settings() if manifest is not None else Settings())
         if isinstance(backend, str):
             backend = Backend.from_manifest(dict(manifest.backend)) if manifest and manifest.backend else None
-        return build_index(
+        embedder = embedder or embedder_for(settings)
+        report = build_index(
             index_dir,
             roots,
             settings,
-            embedder or embedder_for(settings),
+            embedder,
             rebuild=rebuild,
             progress=progress,
             on_progress=on_progress,
@@ -186,6 +232,8 @@ class Assistant:
             backend=backend,
             runner=runner,
         )
+        export_models(index_dir, embedder, wait_s)
+        return report
 
     @staticmethod
     def build_settings(index_dir: str | Path = DEFAULT_INDEX, **changes: object) -> Settings:
@@ -226,7 +274,7 @@ class Assistant:
     @property
     def scorer(self) -> AnswerScorer | None:
         """The answer scorer the settings name (loaded once per process), or None for "none"."""
-        return load_scorer(self.settings.scorer)
+        return load_scorer(self.settings.scorer, self.reader_onnx)
 
     def retrieve(
         self, question: str, vector: np.ndarray, dense_ids: np.ndarray | None = None, index: Index | None = None
@@ -384,8 +432,7 @@ class Assistant:
         current = self.index
         manifest = current.manifest
         settings = manifest.settings(self.settings)
-        # The assistant's own embedder builds too when it can (it has a tokenizer and a dimension).
-        embedder = self.embedder if isinstance(self.embedder, ModelEmbedder) else embedder_for(settings)
+        embedder = self._build_embedder(settings)
         report = build_index(
             current.dir,
             [Path(r) for r in manifest.roots],
@@ -397,8 +444,25 @@ class Assistant:
             wait_s=600,
             backend=getattr(current, "backend", None),
         )
+        export_models(current.dir, embedder, 600)
         self._live.switch_to(Index.open(current.dir, model=manifest.model))
         return report
+
+    def _build_embedder(self, settings: Settings) -> ModelEmbedder:
+        """The embedder a rebuild uses: this one when it can build, else one that loads the model
+        only if a file needs embedding (tokenizer from the ONNX export, dimension from the manifest)."""
+        if isinstance(self.embedder, ModelEmbedder):  # it has a tokenizer and a dimension
+            return self.embedder
+        from .ort import FileTokenizer, encoder_meta_ok, export_folder
+
+        folder = export_folder(self.index.dir)
+        if not encoder_meta_ok(folder, settings.model, settings.precision):
+            return embedder_for(settings)
+        manifest = self.manifest
+        tokenizer = FileTokenizer(folder, manifest.max_tokens)
+        return DeferredEmbedder(
+            tokenizer, manifest.dimension, settings.model, settings.precision, lambda: embedder_for(settings)
+        )
 
     def __enter__(self) -> Assistant:
         return self

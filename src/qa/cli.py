@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import io
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -66,14 +68,48 @@ class _Group(click.Group):
             ctx.exit(130)
 
 
+def state_file() -> Path:
+    """Where the CLI remembers the index folder built last: ``$XDG_STATE_HOME/qa/last-index``."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "qa" / "last-index"
+
+
+def last_index() -> Path | None:
+    """The index folder built last, when it still holds an index."""
+    try:
+        path = Path(state_file().read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    return path if path.is_absolute() and (path / "CURRENT").is_file() else None
+
+
+def remember_index(index_dir: Path) -> None:
+    """Record ``index_dir`` as the index built last (best effort: a read-only home only loses the memory)."""
+    path = state_file()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".last-index.{os.getpid()}")
+        tmp.write_text(str(index_dir.resolve()) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def _default_index(ctx: click.Context, param: click.Parameter, value: Path | None) -> Path:
+    """The one rule for the index folder: --index, then QA_INDEX, then the one built last, then index/."""
+    if value is not None:
+        return value
+    return last_index() or Path(DEFAULT_INDEX)
+
+
 index_option = click.option(
     "--index",
     "index_dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_INDEX,
-    show_default=True,
+    default=None,
+    callback=_default_index,
     envvar="QA_INDEX",
-    help="Index folder [env QA_INDEX].",
+    help="Index folder [env QA_INDEX; default: the one built last, else index/].",
 )
 model_option = click.option(
     "--model",
@@ -106,12 +142,17 @@ def to_data(obj: Any) -> Any:
     return obj
 
 
-def _open(index_dir: Path, model: str | None, scorer: str | None = None):  # type: ignore[no-untyped-def]
+def _open(index_dir: Path, model: str | None, scorer: str | None = None, answers: bool = False) -> Any:
+    """The assistant, questions through ONNX unless QA_NO_ONNX=1; for commands that ``answers``,
+    says once on stderr when the slower torch path is taken."""
     from .assistant import Assistant
 
-    assistant = Assistant.open(index_dir, model=model)
-    if scorer is not None:
-        assistant.settings = assistant.settings.but(scorer=scorer)
+    onnx = os.environ.get("QA_NO_ONNX", "") in ("", "0")
+    settings = Settings(scorer=scorer) if scorer is not None else None
+    assistant = Assistant.open(index_dir, model=model, settings=settings, onnx=onnx)
+    if answers:
+        for note in assistant.notes:
+            echo(f"note: {note}", err=True, one_line=True)
     return assistant
 
 
@@ -221,6 +262,7 @@ def index_command(
     finally:
         if runner is not None:
             runner.close()
+    remember_index(index_dir)
     if as_json:
         _emit_json(to_data(report))
     else:
@@ -287,11 +329,58 @@ def ask_command(
     """Answer QUESTION (or - to read it from stdin) with cited verbatim snippets."""
     if question == "-":
         question = sys.stdin.read()
-    answer = _open(index_dir, model, scorer).ask(question, k=k)
+    answer = _open(index_dir, model, scorer, answers=True).ask(question, k=k)
     if as_json:
         _emit_json(answer_dict(answer))
     else:
         click.echo(format_answer(answer, color=sys.stdout.isatty()))
+
+
+@main.command("chat")
+@index_option
+@model_option
+@click.option("-k", "k", type=click.IntRange(1, 50), default=None, help="How many snippets (default 3).")
+@scorer_option
+@click.option("--json", "as_json", is_flag=True, help="Print each answer as one line of JSON.")
+def chat_command(index_dir: Path, model: str | None, k: int | None, scorer: str | None, as_json: bool) -> None:
+    """Answer questions one after another: the model loads once, then a prompt.
+
+    Reads a question a line from standard input when it is not a terminal; ends at end of input
+    (Ctrl-D).
+    """
+    assistant = _open(index_dir, model, scorer, answers=True)
+    tty = sys.stdin.isatty()
+    if tty:
+        with contextlib.suppress(ImportError):  # line editing and history for input(), where available
+            import readline  # noqa: F401
+        echo(f"Ask about the sources in {index_dir} (Ctrl-D to end).", err=True)
+    while True:
+        try:
+            line = input("? ") if tty else sys.stdin.readline()
+        except EOFError:
+            break
+        if not tty and not line:
+            break
+        question = line.strip()
+        if not question:
+            continue
+        try:
+            answer = assistant.ask(question, k=k)
+        except InputError as exc:
+            echo(f"error: {exc}", err=True, one_line=True)
+            continue
+        if as_json:
+            _emit_json_line(answer_dict(answer))
+        else:
+            click.echo(format_answer(answer, color=sys.stdout.isatty()) + "\n")
+        sys.stdout.flush()
+    if tty:
+        click.echo("", err=True)
+
+
+def _emit_json_line(data: Any) -> None:
+    text = json.dumps(data, ensure_ascii=False)
+    click.echo(_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text))
 
 
 def format_answer(answer: Answer, color: bool = False) -> str:
@@ -421,7 +510,7 @@ def batch_command(
     skip: set[str] = set()
     if resume and output != "-":
         skip = batch.done_ids(Path(output), fout)
-    assistant = _open(index_dir, model, scorer)
+    assistant = _open(index_dir, model, scorer, answers=True)
     assistant.embedder.embed(["load the model before the clock starts"])
     # Closed in the finally below; a with-block would also close sys.stdout.
     append = resume and Path(output).exists() and Path(output).stat().st_size > 0
@@ -541,8 +630,42 @@ def serve_command(
 @json_option
 def add_command(files: tuple[Path, ...], index_dir: Path, as_json: bool) -> None:
     """Index FILES: files outside the corpus folder are copied into it (under safe names) first."""
-    report = _open(index_dir, None).add(list(files))
+    progress = AddProgress(len(files))
+    try:
+        report = _open(index_dir, None).add(list(files), on_progress=progress)
+    finally:
+        progress.close()
+    remember_index(index_dir)
     _emit_json(to_data(report)) if as_json else _print_report(report)
+
+
+class AddProgress:
+    """Progress of a build inside ``qa add``, shown as ``qa index`` shows its own: a bar per stage on
+    a terminal, else a plain line every 15 seconds; it starts with the reading, so a long PDF's
+    parsing is not silent."""
+
+    def __init__(self, files: int) -> None:
+        from .build import _bar
+
+        self._make = _bar
+        self._stage, self._done = "reading", 0
+        self._bar = _bar(files, "reading", "file", True)
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage:
+            self.close()
+            self._stage, self._done = stage, 0
+            self._bar = self._make(total, stage, "chunk" if stage == "embedding" else "file", True)
+        if self._bar is None:
+            return
+        self._bar.total = total
+        self._bar.update(done - self._done)
+        self._done = done
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
 
 
 @main.command("remove")
@@ -555,6 +678,7 @@ def add_command(files: tuple[Path, ...], index_dir: Path, as_json: bool) -> None
 def remove_command(source: str, index_dir: Path, delete_file: bool, as_json: bool) -> None:
     """Take SOURCE (as listed by `qa sources`) out of the index; your own file stays where it is."""
     removal = _open(index_dir, None).remove(source, delete_file=delete_file)
+    remember_index(index_dir)
     if as_json:
         _emit_json(to_data(removal))
     else:

@@ -163,6 +163,37 @@ class SentenceTransformerEmbedder:
         return _unit(out), pooled
 
 
+class DeferredEmbedder:
+    """A ``SentenceTransformerEmbedder`` made only when something is embedded.
+
+    An index rebuild after a removal, or one where no file changed, needs the tokenizer and the
+    dimension but no vectors; given both (from the index's ONNX export and manifest), it loads no
+    model at all.
+    """
+
+    def __init__(self, tokenizer: Any, dimension: int, name: str, precision: str, make: Any) -> None:
+        self.name = name
+        self.tokenizer = tokenizer
+        self.dimension = dimension
+        self.precision = precision
+        self._make = make
+
+    @cached_property
+    def real(self) -> SentenceTransformerEmbedder:
+        embedder: SentenceTransformerEmbedder = self._make()
+        return embedder
+
+    @property
+    def model(self) -> Any:
+        return self.real.model
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.real.embed(texts)
+
+    def embed_spans(self, texts: Sequence[str], spans: Sequence[Spans]) -> tuple[np.ndarray, list[np.ndarray]]:
+        return self.real.embed_spans(texts, spans)
+
+
 @lru_cache(maxsize=4)
 def _load(name: str, device: str, precision: str = "fp32") -> Any:
     """Load a model once per process (the UI, the CLI and tests open many assistants)."""
