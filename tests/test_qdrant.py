@@ -132,7 +132,7 @@ def test_cli_index_ask_cite_and_reindex_keep_the_qdrant_backend(corpus, tmp_path
     base = ["--index", str(index_dir)]
     done = runner.invoke(main, ["index", str(corpus), *base, "--model", HashEmbedder.name, "--qdrant-path", str(shard)])
     assert done.exit_code == 0, done.output
-    answer = json.loads(runner.invoke(main, ["ask", "What does SOSA do?", *base, "--scorer", "none", "--json"]).output)
+    answer = json.loads(runner.invoke(main, ["ask", "What does SOSA do?", *base, "--scorer", "none", "--json"]).stdout)
     cited = (answer["citation"] or answer["supporting"][0]["citation"])["id"]
     assert runner.invoke(main, ["cite", cited, *base]).exit_code == 0
     assert runner.invoke(main, ["quote", "bring together industry", *base]).exit_code == 0
