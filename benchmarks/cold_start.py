@@ -63,7 +63,8 @@ def main() -> None:
             sys.exit(f"qa index failed: {built.stderr[-500:]}")
         print(f"index built in {seconds:.1f}s", file=sys.stderr)
         _, answer = run(["ask", QUESTION, "--index", "index", "--json"], after, work)
-        citation = json.loads(answer.stdout)["snippets"][0]["citation"]["id"]
+        shown = json.loads(answer.stdout)
+        citation = (shown["citation"] or shown["supporting"][0]["citation"])["id"]
         commands = {
             "qa --help": ["--help"],
             f'qa ask "{QUESTION}"': ["ask", QUESTION, "--index", "index"],

@@ -89,6 +89,10 @@ class AnswerScorer:
         return f"{self.kind}:{self._meta.get('version', 'v1')}"
 
     @property
+    def cheap_weight(self) -> float:
+        return float(self._calibration.get("cheap_weight", 0.0))
+
+    @property
     def threshold(self) -> float:
         return float(self._calibration["threshold"])
 
@@ -128,7 +132,9 @@ class AnswerScorer:
             if self.kind == "reader":
                 part = readings[at : at + len(top)]
                 at += len(top)
-                scores = np.array([r[0] for r in part], dtype=np.float32)
+                # The reader's logit, plus the cheap head's (what retrieval saw) at the weight fitted
+                # with the calibration: together they rank the right sentence first more often.
+                scores = np.array([r[0] for r in part], dtype=np.float32) + self.cheap_weight * logits[top]
             else:
                 part = []
                 scores = logits[top]

@@ -237,11 +237,12 @@ def judge_features(best: float, second: float, cheap: float, missing: bool, stat
     return [best, best - second, cheap, float(missing), float(not stated)]
 
 
-def calibration_rows(
+def read_candidates(
     records: list[dict], cheap: dict[str, Any], model: Any | None, read: int
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per question: the judge features of the chosen candidate, whether it is right, whether answerable."""
-    pairs, owners = [], []
+) -> tuple[list[list[int]], list[np.ndarray], np.ndarray | None]:
+    """Per question: the ``read`` candidates the cheap head ranks first and every candidate's cheap
+    logit; and the reader's logit of each chosen candidate, all questions' in one array (None without a model)."""
+    pairs = []
     chosen: list[list[int]] = []
     cheap_all: list[np.ndarray] = []
     for r in records:
@@ -251,31 +252,76 @@ def calibration_rows(
             cheap_all.append(np.zeros(0))
             continue
         logits = cheap_logits(cheap, np.asarray([c["features"] for c in cands], dtype=np.float32))
-        top = list(np.argsort(-logits, kind="stable")[:read])
+        top = [int(i) for i in np.argsort(-logits, kind="stable")[:read]]
         chosen.append(top)
         cheap_all.append(logits)
-        for i in top:
-            pairs.append((r["question"], second_segment(cands[i]["title"], cands[i]["text"])[0]))
-            owners.append(len(chosen) - 1)
+        pairs += [(r["question"], second_segment(cands[i]["title"], cands[i]["text"])[0]) for i in top]
     reader = read_logits(model, pairs) if model is not None and pairs else None
+    return chosen, cheap_all, reader
+
+
+def _scores(
+    chosen: list[list[int]], cheap_all: list[np.ndarray], reader: np.ndarray | None, weight: float
+) -> list[np.ndarray]:
+    """Each question's ranking scores of its chosen candidates: reader logit + ``weight`` x cheap logit
+    (the cheap logit alone without a reader)."""
+    out, at = [], 0
+    for top, logits in zip(chosen, cheap_all, strict=True):
+        if reader is None:
+            out.append(logits[top])
+            continue
+        out.append(reader[at : at + len(top)] + weight * logits[top])
+        at += len(top)
+    return out
+
+
+def _right(record: dict, text: str) -> bool:
+    return bool(record["answerable"]) and any(a.lower() in text.lower() for a in record["answers"])
+
+
+def fusion_weight(
+    records: list[dict], chosen: list[list[int]], cheap_all: list[np.ndarray], reader: np.ndarray
+) -> float:
+    """The weight of the cheap logit beside the reader's that ranks the right sentence first most often.
+
+    The two disagree usefully: the reader reads the sentence, the cheap head knows how retrieval
+    scored it and its neighbours. Fitted on the calibration questions (held-out train articles).
+    """
+    best, best_right = 0.0, -1
+    for weight in (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.75, 1.0, 1.5):
+        right = 0
+        for r, top, scores in zip(records, chosen, _scores(chosen, cheap_all, reader, weight), strict=True):
+            if top and r["answerable"]:
+                right += _right(r, r["candidates"][top[int(np.argmax(scores))]]["text"])
+        if right > best_right:
+            best, best_right = weight, right
+    return best
+
+
+def calibration_rows(
+    records: list[dict],
+    chosen: list[list[int]],
+    cheap_all: list[np.ndarray],
+    reader: np.ndarray | None,
+    weight: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per question: the judge features of the chosen candidate, whether it is right, whether answerable."""
     x, right, answerable = [], [], []
-    at = 0
-    for r, top, logits in zip(records, chosen, cheap_all, strict=True):
+    for r, top, logits, scores in zip(
+        records, chosen, cheap_all, _scores(chosen, cheap_all, reader, weight), strict=True
+    ):
         if not top:
             x.append(judge_features(-10.0, 0.0, -10.0, bool(r["missing"]), False))
             right.append(0)
             answerable.append(r["answerable"])
             continue
-        scores = reader[at : at + len(top)] if reader is not None else logits[top]
-        at += len(top)
         order = np.argsort(-scores, kind="stable")
         best_i = top[order[0]]
         second = float(scores[order[1]]) if len(order) > 1 else float(scores[order[0]]) - 5.0
         c = r["candidates"][best_i]
         stated = states_type(r["kind"], c["text"])
         x.append(judge_features(float(scores[order[0]]), second, float(logits[best_i]), bool(r["missing"]), stated))
-        ok = r["answerable"] and any(a.lower() in c["text"].lower() for a in r["answers"])
-        right.append(int(ok))
+        right.append(int(_right(r, c["text"])))
         answerable.append(r["answerable"])
     return np.asarray(x, dtype=np.float32), np.asarray(right), np.asarray(answerable)
 
@@ -309,6 +355,18 @@ def calibrate(x: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> dict[
     }
 
 
+def _calibrations(
+    calibration: list[dict], cheap: dict[str, Any], model: Any, read: int
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The cheap scorer's calibration, and the reader's with the fusion weight it was fitted at."""
+    chosen, cheap_all, reader = read_candidates(calibration, cheap, model, read)
+    assert reader is not None
+    weight = fusion_weight(calibration, chosen, cheap_all, reader)
+    cal_cheap = calibrate(*calibration_rows(calibration, chosen, cheap_all, None))
+    cal_reader = calibrate(*calibration_rows(calibration, chosen, cheap_all, reader, weight))
+    return cal_cheap, {**cal_reader, "cheap_weight": weight}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--du2017", type=Path, required=True)
@@ -321,6 +379,11 @@ def main() -> None:
     ap.add_argument("--read", type=int, default=8, help="candidates the reader reads per question")
     ap.add_argument("--limit", type=int, default=0, help="train on this many examples only (a smoke run)")
     ap.add_argument("--calibration-limit", type=int, default=0, help="calibrate on this many questions (a smoke run)")
+    ap.add_argument(
+        "--recalibrate",
+        action="store_true",
+        help="keep the reader and cheap head in --out; fit the fusion weight and calibration again",
+    )
     args = ap.parse_args()
     started = time.perf_counter()
 
@@ -333,6 +396,16 @@ def main() -> None:
     if args.calibration_limit:
         calibration = rng.sample(calibration, args.calibration_limit)
     log(f"{len(train)} training questions, {len(calibration)} calibration questions")
+    if args.recalibrate:
+        from .reader import load
+
+        cheap, model = json.loads((args.out / "cheap.json").read_text()), load(args.out)
+        cal_cheap, cal_reader = _calibrations(calibration, cheap, model, args.read)
+        (args.out / "calibration.json").write_text(
+            json.dumps({"cheap": cal_cheap, "reader": cal_reader}, indent=1) + "\n"
+        )
+        log(f"recalibrated; reader threshold {cal_reader['threshold']}, cheap weight {cal_reader['cheap_weight']}")
+        return
     cheap = fit_cheap(train)
     rows = examples(train, rng)
     if args.limit:
@@ -343,8 +416,7 @@ def main() -> None:
     model = train_reader(rows, args.layers, args.epochs, args.batch, log)
     train_seconds = time.perf_counter() - started
     log("calibrating")
-    cal_cheap = calibrate(*calibration_rows(calibration, cheap, None, args.read))
-    cal_reader = calibrate(*calibration_rows(calibration, cheap, model, args.read))
+    cal_cheap, cal_reader = _calibrations(calibration, cheap, model, args.read)
     from .reader import save
 
     meta = {
