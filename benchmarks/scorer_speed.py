@@ -22,6 +22,7 @@ import numpy as np
 from common import emit, machine
 
 from qa import Assistant, Settings
+from qa.assistant import export_models
 from qa.evaluate import load_squad, prepare
 
 SCORERS = ("none", "cheap", "reader")
@@ -41,8 +42,11 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
     settings = Settings(precision=args.precision)
-    assistant, questions, _ = prepare(args.data, args.work, settings, progress=False)
-    index_dir = assistant.index.dir
+    built, questions, _ = prepare(args.data, args.work, settings, progress=False)
+    index_dir = built.index.dir
+    # What `qa index` leaves beside an index, so that questions take the user's path (ONNX Runtime).
+    export_models(index_dir, built.embedder)
+    assistant = Assistant.open(index_dir, settings=settings)
     rng = np.random.default_rng(7)
     picked = [questions[i].text for i in rng.choice(len(questions), args.questions, replace=False)]
     times: dict[str, list[float]] = {s: [] for s in SCORERS}
@@ -86,6 +90,7 @@ def main() -> None:
         {
             "machine": machine(),
             "precision": assistant.settings.precision,
+            "questions_through": "ONNX Runtime" if assistant.reader_onnx is not None else "torch",
             "index": str(index_dir),
             "one_question": one,
             "batch_with_startup": batch,
@@ -93,6 +98,7 @@ def main() -> None:
         args.out,
     )
     Assistant.close(assistant)
+    Assistant.close(built)
 
 
 if __name__ == "__main__":

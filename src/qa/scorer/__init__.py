@@ -31,6 +31,7 @@ from .features import Cues, is_english_script, states_type
 MODEL_DIR = Path(__file__).parent / "model"
 SCORERS = ("reader", "cheap", "none")
 PHRASE_MAX_SHARE = 0.8  # a phrase covering more of its sentence than this is the whole sentence
+READ_BATCH = 16  # (question, sentence) pairs the reader reads in one pass
 
 __all__ = [
     "MODEL_DIR",
@@ -178,13 +179,25 @@ class AnswerScorer:
 
         seconds = [second_segment(c.title, c.text) for _, c in pairs]
         questions, texts = [q for q, _ in pairs], [s for s, _ in seconds]
-        with self._lock:
-            if self.onnx is not None:
-                feats, logit, start, end = self.onnx.read(questions, texts)
-            else:
-                feats, logit, start, end = self._read_torch(questions, texts)
-        spans = decode_spans(feats, start, end, [at for _, at in seconds], [len(c.text) for _, c in pairs])
-        return [(float(v), span) for v, (span, _) in zip(logit, spans, strict=True)]
+        # Pairs of about one length read together: a batch pads to its longest pair, and the
+        # reader's cost grows with the padded length (one long sentence among 128 short ones made
+        # the whole batch read at its length).
+        order = sorted(range(len(pairs)), key=lambda i: (len(questions[i]) + len(texts[i]), i))
+        out: list[tuple[float, tuple[int, int] | None]] = [(0.0, None)] * len(pairs)
+        for at in range(0, len(order), READ_BATCH):
+            rows = order[at : at + READ_BATCH]
+            qs, ts = [questions[i] for i in rows], [texts[i] for i in rows]
+            with self._lock:
+                if self.onnx is not None:
+                    feats, logit, start, end = self.onnx.read(qs, ts)
+                else:
+                    feats, logit, start, end = self._read_torch(qs, ts)
+            spans = decode_spans(
+                feats, start, end, [seconds[i][1] for i in rows], [len(pairs[i][1].text) for i in rows]
+            )
+            for i, v, (span, _) in zip(rows, logit, spans, strict=True):
+                out[i] = (float(v), span)
+        return out
 
     def _read_torch(self, questions: list[str], texts: list[str]) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
         import torch

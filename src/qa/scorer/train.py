@@ -404,6 +404,9 @@ def main() -> None:
         (args.out / "calibration.json").write_text(
             json.dumps({"cheap": cal_cheap, "reader": cal_reader}, indent=1) + "\n"
         )
+        meta = json.loads((args.out / "reader.json").read_text())
+        meta["read"] = args.read  # what the calibration was fitted with is what the scorer reads
+        (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
         log(f"recalibrated; reader threshold {cal_reader['threshold']}, cheap weight {cal_reader['cheap_weight']}")
         return
     cheap = fit_cheap(train)
