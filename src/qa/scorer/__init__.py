@@ -7,7 +7,8 @@ Two stages, both trained by ``qa.scorer.train`` on SQuAD train data only (the mo
   overlap, answer-type cues), ranks the candidate sentences;
 - the reader, all-MiniLM-L6-v2's layers fine-tuned to read the question with one sentence, reads
   the best ``read`` of them, gives each a logit that it answers the question and finds the answer
-  phrase inside it.
+  phrase inside it; the candidates it read are ranked by its logit plus ``cheap_weight`` times the
+  cheap head's (both weights fitted with the calibration).
 
 A calibration (logistic regression on held-out questions) turns the best candidate's scores into
 one probability that the shown sentence answers the question: the confidence the CLI, JSON, batch
