@@ -135,3 +135,36 @@ def test_scorer_none_keeps_the_similarity_answer(assistant: Assistant):
 def test_every_output_has_the_one_documented_shape(assistant: Assistant):
     for question in ("What does SOSA do?", "How many F-35 fighter jets has Japan ordered?"):
         jsonschema.validate(answer_dict(assistant.ask(question)), schema())
+
+
+def test_pairs_read_together_get_what_each_gets_read_alone():
+    """The reader sorts pairs by length into groups; every pair's logit and phrase come back in its place."""
+    from qa.scorer import Candidate
+
+    sentences = [s.strip() + "." for s in SEED_TEXT.split(". ") if len(s) > 30][:20]
+    pairs = [
+        (q, Candidate(None, s, "us-japan")) for q in ("What does SOSA do?", "Who visited in 2024?") for s in sentences
+    ]  # type: ignore[arg-type]
+    scorer = AnswerScorer("reader")
+    together = scorer._read(pairs)
+    alone = [scorer._read([p])[0] for p in pairs]
+    assert len(together) == len(pairs) > 32  # more than two groups
+    for (a, span_a), (b, span_b) in zip(together, alone, strict=True):
+        assert abs(a - b) < 1e-3 and span_a == span_b
+
+
+def test_the_fusion_weight_is_the_one_that_ranks_right_sentences_first():
+    """Fitted on records where the reader alone ranks a wrong sentence first and the cheap head knows better."""
+    import numpy as np
+
+    from qa.scorer.train import fusion_weight
+
+    def record(answer: str) -> dict:  # type: ignore[type-arg]
+        return {"answerable": True, "answers": [answer], "candidates": [{"text": "wrong"}, {"text": answer}]}
+
+    records = [record("right") for _ in range(3)]
+    chosen = [[0, 1]] * 3
+    cheap = [np.array([0.0, 2.0])] * 3  # the cheap head prefers the right sentence by 2
+    reader = np.array([1.0, 0.5] * 3)  # the reader prefers the wrong one by 0.5
+    assert fusion_weight(records, chosen, cheap, reader) == 0.3  # the least weight that fixes all three
+    assert fusion_weight(records, chosen, cheap, np.array([0.0, 1.0] * 3)) == 0.0  # reader right: no weight
