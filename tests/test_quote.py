@@ -35,7 +35,6 @@ def test_case_whitespace_quotes_and_dashes_are_ignored(assistant: Assistant):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the capped fuzzy search starts the match a few words early (known regression)")
 def test_close_quote_is_found_with_a_similarity(assistant: Assistant):
     quote = "The revison was promply put into practise with the Japanese governments decision to export Patriots"
     matches = assistant.find_quote(quote)

@@ -201,7 +201,7 @@ def _align(needle: str, text: str) -> tuple[float, int, int] | None:
         aligned = fuzz.partial_ratio_alignment(needle, text)
         if aligned is None or aligned.dest_end <= aligned.dest_start:
             return None
-        return aligned.score / 100.0, aligned.dest_start, aligned.dest_end
+        return _refine(needle, text, aligned.dest_start, aligned.dest_end)
     runs = [op for op in LCSseq.opcodes(needle, text) if op.tag == "equal" and op.dest_end - op.dest_start >= 4]
     if not runs:
         return None
@@ -218,6 +218,30 @@ def _align(needle: str, text: str) -> tuple[float, int, int] | None:
     if end <= start:
         return None
     return fuzz.ratio(needle, text[start:end]) / 100.0, start, end
+
+
+def _refine(needle: str, text: str, start: int, end: int) -> tuple[float, int, int]:
+    """The span near ``start:end`` most like the whole of ``needle``, its ends at word edges.
+
+    A partial alignment compares windows of the quote's own length, so a quote with letters left
+    out ("revison", "promply") is matched by a window that starts a word or two early; moving each
+    end over the nearby word edges and keeping the most similar span puts it where the quote is.
+    """
+    from rapidfuzz import fuzz
+
+    slack = max(12, len(needle) // 4)
+    starts = {start} | {
+        i for i in range(max(0, start - slack), min(len(text), start + slack)) if i == 0 or text[i - 1].isspace()
+    }
+    ends = {end} | {
+        i for i in range(max(1, end - slack), min(len(text), end + slack) + 1) if i == len(text) or text[i].isspace()
+    }
+    best = (fuzz.ratio(needle, text[start:end]), start, end)
+    for a in sorted(starts):
+        for b in sorted(ends):
+            if b > a and (score := fuzz.ratio(needle, text[a:b])) > best[0]:
+                best = (score, a, b)
+    return best[0] / 100.0, best[1], best[2]
 
 
 def _shift(runs: list, src_lo: int, src_hi: int) -> int:  # type: ignore[type-arg]
