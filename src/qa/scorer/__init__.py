@@ -137,14 +137,12 @@ class AnswerScorer:
                 # The reader's logit, plus the cheap head's (what retrieval saw) at the weight fitted
                 # with the calibration: together they rank the right sentence first more often.
                 scores = np.array([r[0] for r in part], dtype=np.float32) + self.cheap_weight * logits[top]
-                margins = np.array([r[2] for r in part], dtype=np.float32)
             else:
                 part = []
                 scores = logits[top]
-                margins = np.zeros(len(top), dtype=np.float32)
             order = np.argsort(-scores, kind="stable")
             stated = [states_type(question_cues.kind, cands[i].text) for i in top]
-            probabilities = self._calibrated(scores, logits[top], bool(question_cues.missing), stated, margins)
+            probabilities = self._calibrated(scores, logits[top], bool(question_cues.missing), stated)
             phrase = None
             if part:
                 span = part[int(order[0])][1]
@@ -162,26 +160,23 @@ class AnswerScorer:
             )
         return out
 
-    def _calibrated(
-        self, scores: np.ndarray, cheap: np.ndarray, missing: bool, stated: list[bool], margins: np.ndarray
-    ) -> np.ndarray:
-        """P(right) of every judged candidate, from its own score, its lead over the best other and,
-        for a reader trained with the no-answer target, its phrase margin."""
+    def _calibrated(self, scores: np.ndarray, cheap: np.ndarray, missing: bool, stated: list[bool]) -> np.ndarray:
+        """P(right) of every judged candidate, from its own score and its lead over the best other."""
         c = self._calibration
         coef, intercept = np.asarray(c["coef"], dtype=np.float64), float(c["intercept"])
         out = np.zeros(len(scores))
         for i, s in enumerate(scores):
             others = np.delete(scores, i)
             second = float(others.max()) if len(others) else float(s) - 5.0
-            x = [float(s), float(s - second), float(cheap[i]), float(missing), float(not stated[i]), float(margins[i])]
-            out[i] = 1.0 / (1.0 + np.exp(-(np.asarray(x[: len(coef)]) @ coef + intercept)))
+            x = np.array([s, s - second, cheap[i], float(missing), float(not stated[i])], dtype=np.float64)
+            out[i] = 1.0 / (1.0 + np.exp(-(x @ coef + intercept)))
         return out
 
-    def _read(self, pairs: list[tuple[str, Candidate]]) -> list[tuple[float, tuple[int, int] | None, float]]:
-        """Reader logit, answer phrase (offsets into the sentence) and phrase margin of each (question, candidate)."""
+    def _read(self, pairs: list[tuple[str, Candidate]]) -> list[tuple[float, tuple[int, int] | None]]:
+        """Reader logit and answer phrase (offsets into the sentence) of each (question, candidate)."""
         if not pairs:
             return []
-        from .reader import context_of, decode_spans, phrase_margin, second_segment
+        from .reader import context_of, decode_spans, second_segment
 
         context = context_of(self._meta)
         seconds = [second_segment(c.title, c.text, c.before, c.after, context) for _, c in pairs]
@@ -190,7 +185,7 @@ class AnswerScorer:
         # reader's cost grows with the padded length (one long sentence among 128 short ones made
         # the whole batch read at its length).
         order = sorted(range(len(pairs)), key=lambda i: (len(questions[i]) + len(texts[i]), i))
-        out: list[tuple[float, tuple[int, int] | None, float]] = [(0.0, None, 0.0)] * len(pairs)
+        out: list[tuple[float, tuple[int, int] | None]] = [(0.0, None)] * len(pairs)
         for at in range(0, len(order), READ_BATCH):
             rows = order[at : at + READ_BATCH]
             qs, ts = [questions[i] for i in rows], [texts[i] for i in rows]
@@ -202,9 +197,8 @@ class AnswerScorer:
             spans = decode_spans(
                 feats, start, end, [seconds[i][1] for i in rows], [len(pairs[i][1].text) for i in rows]
             )
-            margins = phrase_margin(start, end, spans)
-            for i, v, (span, _), m in zip(rows, logit, spans, margins, strict=True):
-                out[i] = (float(v), span, float(m))
+            for i, v, (span, _) in zip(rows, logit, spans, strict=True):
+                out[i] = (float(v), span)
         return out
 
     def _read_torch(self, questions: list[str], texts: list[str]) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:

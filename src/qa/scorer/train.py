@@ -27,7 +27,7 @@ import numpy as np
 
 from . import data
 from .features import FEATURE_NAMES, key_terms, states_type
-from .reader import MAX_TOKENS, build_model, decode_spans, encode, phrase_margin, second_segment
+from .reader import MAX_TOKENS, build_model, encode, second_segment
 
 SEED = 20261125
 DU_CALIBRATION = range(40, 44)
@@ -179,8 +179,9 @@ def train_reader(
     """Fine-tune MiniLM on ``rows``: on the GPU where there is one (bf16), else on the CPU (bf16 where
     it is native). The same examples, order and steps either way.
 
-    With ``null_span`` the span heads learn to point at [CLS] for a sentence that does not answer
-    (SQuAD 2.0's no-answer target), so the best phrase's score over [CLS]'s is a second verdict.
+    With ``null_span`` a training-only head learns SQuAD 2.0's no-answer target beside the phrase
+    heads (``reader.build_model``): on the calibration questions it put the right sentence first
+    more often (0.826 against 0.809, same examples and steps).
     """
     import torch
 
@@ -188,7 +189,7 @@ def train_reader(
 
     torch.manual_seed(SEED)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = build_model(layers, base).to(device)
+    model = build_model(layers, base, null_head=null_span).to(device)
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     tokenizer = _tokenizer()
     heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
@@ -219,19 +220,21 @@ def train_reader(
             starts, ends = token_targets(feats, [(r[3], r[4], r[5]) for r in chunk])
             labels = torch.tensor([float(r[2]) for r in chunk], device=device)
             has_span = torch.tensor([r[2] == 1 and r[3] >= 0 for r in chunk], device=device)
-            targeted = has_span | (labels == 0) if null_span else has_span  # 0 is [CLS]: no answer here
-            t_start = torch.where(targeted, torch.tensor(starts, device=device), -100)
-            t_end = torch.where(targeted, torch.tensor(ends, device=device), -100)
+            t_start = torch.where(has_span, torch.tensor(starts, device=device), -100)
+            t_end = torch.where(has_span, torch.tensor(ends, device=device), -100)
+            targeted = has_span | (labels == 0)  # the null head's targets: 0 is [CLS], no answer here
+            n_start = torch.where(targeted, torch.tensor(starts, device=device), -100)
+            n_end = torch.where(targeted, torch.tensor(ends, device=device), -100)
             inputs = [feats[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")]
             with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
-                logit, s_log, e_log = model(*inputs)
-            logit, s_log, e_log = logit.float(), s_log.float(), e_log.float()
+                outputs = [x.float() for x in model(*inputs)]
             mask = inputs[1] == 0
-            s_log = s_log.masked_fill(mask, -1e4)
-            e_log = e_log.masked_fill(mask, -1e4)
+            logit, s_log, e_log, *null = [outputs[0]] + [x.masked_fill(mask, -1e4) for x in outputs[1:]]
             loss = bce(logit, labels)
-            if bool(targeted.any()):
+            if bool(has_span.any()):
                 loss = loss + 0.5 * (ce(s_log, t_start) + ce(e_log, t_end))
+            if null and bool(targeted.any()):
+                loss = loss + 0.5 * (ce(null[0], n_start) + ce(null[1], n_end))
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimiser.step()
@@ -259,43 +262,33 @@ def _tokenizer() -> Any:
     return AutoTokenizer.from_pretrained(base, local_files_only=True)
 
 
-def read_logits(model: Any, pairs: list[tuple[str, str, int, int]], batch: int = 64) -> tuple[np.ndarray, np.ndarray]:
-    """The answer logit and the phrase margin (``reader.phrase_margin``) of each (question, second
-    segment, where the sentence starts in it, its length)."""
+def read_logits(model: Any, pairs: list[tuple[str, str]], batch: int = 64) -> np.ndarray:
     import torch
 
     tokenizer = _tokenizer()
     device = next(model.parameters()).device
     out = np.zeros(len(pairs), dtype=np.float32)
-    margins = np.zeros(len(pairs), dtype=np.float32)
     order = sorted(range(len(pairs)), key=lambda i: len(pairs[i][0]) + len(pairs[i][1]))
     with torch.inference_mode():
         for at in range(0, len(order), batch):
             idx = order[at : at + batch]
             feats = encode(tokenizer, [pairs[i][0] for i in idx], [pairs[i][1] for i in idx])
             inputs = [feats[k].to(device) for k in ("input_ids", "attention_mask", "token_type_ids")]
-            logit, start, end = (x.float().cpu().numpy() for x in model(*inputs))
-            out[idx] = logit
-            spans = decode_spans(feats, start, end, [pairs[i][2] for i in idx], [pairs[i][3] for i in idx])
-            margins[idx] = phrase_margin(start, end, spans)
-    return out, margins
+            out[idx] = model(*inputs)[0].float().cpu().numpy()
+    return out
 
 
-def judge_features(
-    best: float, second: float, cheap: float, missing: bool, stated: bool, margin: float | None = None
-) -> list[float]:
-    """The calibration's inputs for a question's best candidate (see ``calibrate``); the phrase
-    margin too for a reader trained with the no-answer target."""
-    x = [best, best - second, cheap, float(missing), float(not stated)]
-    return x if margin is None else [*x, margin]
+def judge_features(best: float, second: float, cheap: float, missing: bool, stated: bool) -> list[float]:
+    """The calibration's inputs for a question's best candidate (see ``calibrate``)."""
+    return [best, best - second, cheap, float(missing), float(not stated)]
 
 
 def read_candidates(
     records: list[dict], model: Any | None, read: int, context: tuple[int, int] = (0, 0)
-) -> tuple[list[list[int]], list[np.ndarray], np.ndarray | None, np.ndarray | None]:
+) -> tuple[list[list[int]], list[np.ndarray], np.ndarray | None]:
     """Per question: the ``read`` candidates the cheap head ranks first and every candidate's cheap
-    logit (``attach_cheap`` first); and the reader's logit and phrase margin of each chosen
-    candidate, all questions' in one array each (None without a model)."""
+    logit (``attach_cheap`` first); and the reader's logit of each chosen candidate, all questions'
+    in one array (None without a model)."""
     pairs = []
     chosen: list[list[int]] = []
     cheap_all: list[np.ndarray] = []
@@ -309,13 +302,9 @@ def read_candidates(
         top = [int(i) for i in np.argsort(-logits, kind="stable")[:read]]
         chosen.append(top)
         cheap_all.append(logits)
-        for i in top:
-            second, at = segment(cands[i], context)
-            pairs.append((r["question"], second, at, len(cands[i]["text"])))
-    if model is None or not pairs:
-        return chosen, cheap_all, None, None
-    reader, margins = read_logits(model, pairs)
-    return chosen, cheap_all, reader, margins
+        pairs += [(r["question"], segment(cands[i], context)[0]) for i in top]
+    reader = read_logits(model, pairs) if model is not None and pairs else None
+    return chosen, cheap_all, reader
 
 
 def _scores(
@@ -362,17 +351,14 @@ def calibration_rows(
     cheap_all: list[np.ndarray],
     reader: np.ndarray | None,
     weight: float = 0.0,
-    margins: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per question: the judge features of the chosen candidate, whether it is right, whether answerable."""
     x, right, answerable = [], [], []
-    at = 0
     for r, top, logits, scores in zip(
         records, chosen, cheap_all, _scores(chosen, cheap_all, reader, weight), strict=True
     ):
-        first, at = at, at + len(top)
         if not top:
-            x.append(judge_features(-10.0, 0.0, -10.0, bool(r["missing"]), False, None if margins is None else -20.0))
+            x.append(judge_features(-10.0, 0.0, -10.0, bool(r["missing"]), False))
             right.append(0)
             answerable.append(r["answerable"])
             continue
@@ -381,10 +367,7 @@ def calibration_rows(
         second = float(scores[order[1]]) if len(order) > 1 else float(scores[order[0]]) - 5.0
         c = r["candidates"][best_i]
         stated = states_type(r["kind"], c["text"])
-        margin = None if margins is None else float(margins[first + int(order[0])])
-        x.append(
-            judge_features(float(scores[order[0]]), second, float(logits[best_i]), bool(r["missing"]), stated, margin)
-        )
+        x.append(judge_features(float(scores[order[0]]), second, float(logits[best_i]), bool(r["missing"]), stated))
         right.append(int(_right(r, c["text"])))
         answerable.append(r["answerable"])
     return np.asarray(x, dtype=np.float32), np.asarray(right), np.asarray(answerable)
@@ -420,17 +403,14 @@ def calibrate(x: np.ndarray, right: np.ndarray, answerable: np.ndarray) -> dict[
 
 
 def _calibrations(
-    calibration: list[dict], model: Any, read: int, context: tuple[int, int], null_span: bool, log: Any = print
+    calibration: list[dict], model: Any, read: int, context: tuple[int, int], log: Any = print
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The cheap scorer's calibration, and the reader's with the fusion weight it was fitted at
-    (and the phrase margin among its inputs for a reader trained with the no-answer target)."""
-    chosen, cheap_all, reader, margins = read_candidates(calibration, model, read, context)
+    """The cheap scorer's calibration, and the reader's with the fusion weight it was fitted at."""
+    chosen, cheap_all, reader = read_candidates(calibration, model, read, context)
     assert reader is not None
     weight = fusion_weight(calibration, chosen, cheap_all, reader)
     cal_cheap = calibrate(*calibration_rows(calibration, chosen, cheap_all, None))
-    x, right, answerable = calibration_rows(
-        calibration, chosen, cheap_all, reader, weight, margins if null_span else None
-    )
+    x, right, answerable = calibration_rows(calibration, chosen, cheap_all, reader, weight)
     cal_reader = calibrate(x, right, answerable)
     first = float(right[answerable].mean())
     at90 = max((dec for _, ans, dec in cal_reader["table"] if ans >= 0.9), default=0.0)
@@ -476,7 +456,7 @@ def main() -> None:
         help="characters of the neighbouring sentences read around each sentence (0 0: none)",
     )
     ap.add_argument(
-        "--no-null-span", action="store_true", help="train the span heads on answer sentences only (older readers)"
+        "--no-null-span", action="store_true", help="train without the no-answer head (as the first readers were)"
     )
     ap.add_argument("--base", type=Path, help="a copy of all-MiniLM-L6-v2's folder (default: the installed one)")
     ap.add_argument("--prepare", type=Path, help="write the prepared training data (.xz) here and stop")
@@ -515,9 +495,7 @@ def main() -> None:
 
         meta = json.loads((args.out / "reader.json").read_text())
         model = load(args.out)
-        cal_cheap, cal_reader = _calibrations(
-            calibration, model, args.read, context_of(meta), bool(meta.get("null_span")), log
-        )
+        cal_cheap, cal_reader = _calibrations(calibration, model, args.read, context_of(meta), log)
         (args.out / "calibration.json").write_text(
             json.dumps({"cheap": cal_cheap, "reader": cal_reader}, indent=1) + "\n"
         )
@@ -534,7 +512,7 @@ def main() -> None:
     model = train_reader(rows, args.layers, args.epochs, args.batch, log, args.base, not args.no_null_span)
     train_seconds = time.perf_counter() - started
     log("calibrating")
-    cal_cheap, cal_reader = _calibrations(calibration, model, args.read, context, not args.no_null_span, log)
+    cal_cheap, cal_reader = _calibrations(calibration, model, args.read, context, log)
     from .reader import save
 
     meta = {
