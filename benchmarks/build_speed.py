@@ -58,7 +58,7 @@ def main() -> None:
     texts = []
     for d in docs:
         _, cs = chunk_document(d, embedder.tokenizer, settings.chunk_tokens, settings.chunk_overlap, True)
-        texts += chunk_texts(d, [(c.start, c.end, c.page, c.first, c.last, c.tokens) for c in cs], True)
+        texts += chunk_texts(d, cs, True)
     with tempfile.TemporaryDirectory() as tmp:
         # Build and bare encode alternate, best of --repeat each: this machine's speed drifts by
         # several percent from minute to minute.

@@ -122,7 +122,7 @@ def build(size: int, data: Path, work: Path) -> dict:
     from qa.manifest import FORMAT_VERSION, Manifest
     from qa.settings import Settings
     from qa.store import transaction
-    from qa.types import Document
+    from qa.types import Chunk, Document, Sentence
     from qa.writer import write_generation
 
     settings = Settings()
@@ -143,11 +143,8 @@ def build(size: int, data: Path, work: Path) -> dict:
     docs, chunk_vecs, sent_vecs, texts = [], [squad.chunk_vectors[:]], [squad.sentence_vectors[:]], []
     for r in squad.document_rows():
         stored = squad.document(r)
-        sents = [(s.start, s.end, s.page, s.tokens) for s in squad.sentences(stored.sent_lo, stored.sent_hi)]
-        chunks = [
-            (c.start, c.end, c.page, c.first - stored.sent_lo, c.last - stored.sent_lo, c.tokens)
-            for c in squad.chunks(list(range(stored.chunk_lo, stored.chunk_hi)))
-        ]
+        sents = squad.sentences(stored.sent_lo, stored.sent_hi)
+        chunks = squad.chunks(list(range(stored.chunk_lo, stored.chunk_hi)))
         docs.append((stored.document, sents, chunks))
         texts += chunk_texts(stored.document, chunks, settings.title_in_chunks)
     squad.close()
@@ -159,21 +156,21 @@ def build(size: int, data: Path, work: Path) -> dict:
     dim = pool_vectors.shape[1]
     for d in range(n_docs):
         ids = picks[d]
+        doc_id = f"{d:016x}"
         parts, spans, at = [], [], 0
         for s in ids:
             parts.append(sentences[s])
-            spans.append((at, at + len(sentences[s]), None, int(tokens[s])))
+            spans.append(Sentence(doc_id, at, at + len(sentences[s]), None, int(tokens[s])))
             at += len(sentences[s]) + 1
         text = " ".join(parts)
         chunks = []
         for c in range(per_doc):
             first, last = c * CHUNK_SENTENCES, (c + 1) * CHUNK_SENTENCES
-            chunks.append(
-                (spans[first][0], spans[last - 1][1], None, first, last, sum(x[3] for x in spans[first:last]))
-            )
-        document = Document(f"{d:016x}", f"distractors/{d:07d}.txt", "", text, "txt")
+            used = sum(x.tokens for x in spans[first:last])
+            chunks.append(Chunk(doc_id, spans[first].start, spans[last - 1].end, None, first, last, used))
+        document = Document(doc_id, f"distractors/{d:07d}.txt", "", text, "txt")
         docs.append((document, spans, chunks))
-        texts += [text[a:b] for a, b, *_ in chunks]
+        texts += [text[x.start : x.end] for x in chunks]
     flat_ids = picks.reshape(-1)
     sent_vecs.append(pool_vectors[flat_ids])
     for at in range(0, len(flat_ids), 400_000):

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from qa import Assistant, Settings
+from qa.chunk import chunk_document
 from qa.errors import IndexFolderError, IndexLockedError, IngestError
 from qa.index import Index
 from qa.settings import auto_precision
 from qa.store import build_lock, current_generation
 
-from .conftest import HashEmbedder, build_fake
+from .conftest import HashEmbedder, WordTokenizer, build_fake
 
 
 def test_manifest_describes_the_index(corpus, tmp_path):
@@ -34,6 +36,33 @@ def test_unchanged_files_are_not_embedded_again(corpus, tmp_path):
     assert first.embedded_chunks > 0
     assert again.embedded_chunks == 0 and embedder.calls == 0
     assert again.count("unchanged") == 2
+
+
+def test_sentences_and_chunks_read_back_as_the_chunker_made_them(corpus, tmp_path):
+    settings = Settings(chunk_tokens=60, chunk_overlap=1)
+    build_fake(corpus, tmp_path / "index", settings=settings)
+    (corpus / "extra.txt").write_text("Ferries cross the bay at dawn. The harbour master counts them twice.\n")
+    build_fake(corpus, tmp_path / "index", settings=settings)  # seed.txt and notes.md are taken over
+    index = Index.open(tmp_path / "index")
+    try:
+        assert len(index.document_rows()) == 3
+        for r in index.document_rows():
+            stored = index.document(r)
+            made = chunk_document(stored.document, WordTokenizer(), 60, 1, settings.title_in_chunks)
+            sentences = index.sentences(stored.sent_lo, stored.sent_hi)
+            chunks = index.chunks(list(range(stored.chunk_lo, stored.chunk_hi)))
+            assert [replace(s, row=None, doc_row=None) for s in sentences] == made[0]
+            assert [replace(c, row=None, doc_row=None) for c in chunks] == made[1]
+            assert [s.row for s in sentences] == list(range(stored.sent_lo, stored.sent_hi))
+            assert [c.row for c in chunks] == list(range(stored.chunk_lo, stored.chunk_hi))
+            assert {x.doc_row for x in [*sentences, *chunks]} == {r}
+            for c in chunks:
+                rows = index.sentence_rows(c)
+                assert rows == range(stored.sent_lo + c.first, stored.sent_lo + c.last)
+                assert [s.row for s in index.sentences(rows.start, rows.stop)] == list(rows)
+        assert len(index.chunks(list(range(index.chunk_count)))) > 3  # seed.txt is several chunks
+    finally:
+        index.close()
 
 
 def test_changed_and_deleted_files_are_updated(corpus, tmp_path):

@@ -28,7 +28,7 @@ from .manifest import FileEntry, Manifest, now, read_manifest
 from .readers import Prepared, prepare_all
 from .settings import Settings, resolve_precision
 from .store import transaction
-from .types import BuildReport, Document, FileReport
+from .types import BuildReport, Chunk, Document, FileReport, Sentence
 from .writer import write_generation
 
 if TYPE_CHECKING:
@@ -47,8 +47,8 @@ class _Doc:
     """A document on its way into the new index."""
 
     document: Document
-    sentences: list[tuple[int, int, int | None, int]]
-    chunks: list[tuple[int, int, int | None, int, int, int]]
+    sentences: list[Sentence]
+    chunks: list[Chunk]
     file: dict[str, Any]
     chunk_vectors: np.ndarray | None = None
     sentence_vectors: np.ndarray | None = None
@@ -262,12 +262,7 @@ def _read_all(
         except Exception as exc:
             entries[n] = ingest_error(files[n].source, exc)
             continue
-        entries[n] = _Doc(
-            document,
-            [(s.start, s.end, s.page, s.tokens) for s in sentences],
-            [(c.start, c.end, c.page, c.first, c.last, c.tokens) for c in chunks],
-            {"warnings": warnings},
-        )
+        entries[n] = _Doc(document, sentences, chunks, {"warnings": warnings})
     if bar is not None:
         bar.close()
     docs: list[_Doc] = []
@@ -319,9 +314,8 @@ def _take_over(previous: Index, doc_id: str, source: str) -> _Doc | None:
     stored = previous.document(row)
     old = stored.document
     document = Document(old.doc_id, source, old.title, old.text, old.kind, old.page_starts)
-    sentences = [(s.start, s.end, s.page, s.tokens) for s in previous.sentences(stored.sent_lo, stored.sent_hi)]
-    chunk_rows = previous.chunks(list(range(stored.chunk_lo, stored.chunk_hi)))
-    chunks = [(c.start, c.end, c.page, c.first - stored.sent_lo, c.last - stored.sent_lo, c.tokens) for c in chunk_rows]
+    sentences = previous.sentences(stored.sent_lo, stored.sent_hi)
+    chunks = previous.chunks(list(range(stored.chunk_lo, stored.chunk_hi)))
     old_file = previous.manifest.files.get(old.source)
     return _Doc(
         document,
@@ -333,10 +327,10 @@ def _take_over(previous: Index, doc_id: str, source: str) -> _Doc | None:
     )
 
 
-def chunk_texts(doc: Document, chunks: list[tuple[int, int, int | None, int, int, int]], with_title: bool) -> list[str]:
+def chunk_texts(doc: Document, chunks: Sequence[Chunk], with_title: bool) -> list[str]:
     """The text each chunk is embedded and searched as: its title line, then its own text."""
     prefix = title_prefix(doc, with_title)
-    return [prefix + doc.text[a:b] for a, b, *_ in chunks]
+    return [prefix + doc.text[c.start : c.end] for c in chunks]
 
 
 def _embed_fresh(
@@ -355,11 +349,14 @@ def _embed_fresh(
             continue
         prefix = len(title_prefix(doc.document, settings.title_in_chunks))
         owner = set()
-        for i, (start, _end, _page, first, last, _n) in enumerate(doc.chunks):
-            mine = [s for s in range(first, last) if s not in owner]
+        for i, chunk in enumerate(doc.chunks):
+            mine = [s for s in range(chunk.first, chunk.last) if s not in owner]
             owner.update(mine)
-            spans = [(prefix + doc.sentences[s][0] - start, prefix + doc.sentences[s][1] - start) for s in mine]
-            text = chunk_texts(doc.document, [doc.chunks[i]], settings.title_in_chunks)[0]
+            spans = [
+                (prefix + doc.sentences[s].start - chunk.start, prefix + doc.sentences[s].end - chunk.start)
+                for s in mine
+            ]
+            text = chunk_texts(doc.document, [chunk], settings.title_in_chunks)[0]
             work.append((doc, i, text, spans, mine))
     # Longest first, across documents, so every batch pads to texts of about the same length.
     work.sort(key=lambda w: -len(w[2]))

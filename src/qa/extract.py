@@ -57,13 +57,15 @@ def score_sentences(
     best_fused = max(h.score for h in top) or 1.0
     seen: dict[int, Scored] = {}
     chunk_best: dict[int, float] = {}
-    for rank, (hit, row) in enumerate(zip(top, index.chunks([h.chunk for h in top]), strict=True)):
-        sentences = index.sentences(row.first, row.last)
+    for rank, (hit, chunk) in enumerate(zip(top, index.chunks([h.chunk for h in top]), strict=True)):
+        rows = index.sentence_rows(chunk)
+        sentences = index.sentences(rows.start, rows.stop)
         if not sentences:
             continue
-        vectors = np.asarray(index.sentence_vectors[row.first : row.last], dtype=np.float32)
+        vectors = np.asarray(index.sentence_vectors[rows.start : rows.stop], dtype=np.float32)
         dense = vectors @ query.astype(np.float32)
-        text = index.document(row.doc).document.text
+        stored = index.document_of(chunk)
+        text = stored.document.text
         chunk_part = hit.score / best_fused
         for s, d in zip(sentences, dense, strict=True):
             words = _terms(text[s.start : s.end])
@@ -75,9 +77,11 @@ def score_sentences(
                 + settings.sentence_chunk_weight * chunk_part
             )
             chunk_best[hit.chunk] = max(chunk_best.get(hit.chunk, -1.0), score)
-            if s.id not in seen or seen[s.id].score < score:
-                seen[s.id] = Scored(
-                    s.id, s.doc, s.start, s.end, s.page, score, float(d), matched / every, rank, lexical, chunk_part
+            row = s.row
+            assert row is not None  # read back from the index
+            if row not in seen or seen[row].score < score:
+                seen[row] = Scored(
+                    row, stored.row, s.start, s.end, s.page, score, float(d), matched / every, rank, lexical, chunk_part
                 )
     r = settings.rerank_weight
     reranked = (

@@ -35,7 +35,7 @@ from .store import (
     hold,
     rebuild_hint,
 )
-from .types import Document
+from .types import Chunk, Document, Sentence
 
 
 @dataclass(frozen=True)
@@ -48,28 +48,6 @@ class DocRow:
     sent_hi: int
     chunk_lo: int
     chunk_hi: int
-
-
-@dataclass(frozen=True)
-class ChunkRow:
-    id: int
-    doc: int
-    start: int
-    end: int
-    page: int | None
-    first: int
-    last: int
-    tokens: int = 0
-
-
-@dataclass(frozen=True)
-class SentenceRow:
-    id: int
-    doc: int
-    start: int
-    end: int
-    page: int | None
-    tokens: int = 0
 
 
 def map_npy(path: Path) -> np.ndarray:
@@ -246,8 +224,12 @@ class Index:
         )
         return [int(r[0]) for r in found]
 
-    def chunks(self, ids: list[int]) -> list[ChunkRow]:
-        """Chunk rows for ``ids``, in the order given."""
+    def chunks(self, ids: list[int]) -> list[Chunk]:
+        """The chunks in rows ``ids``, in the order given (each with its ``row`` and ``doc_row``).
+
+        The table keeps a chunk's ``first`` and ``last`` as sentence rows; they are read back
+        counted within the document again, as the chunker made them.
+        """
         if not ids:
             return []
         marks = ",".join("?" * len(ids))
@@ -256,10 +238,15 @@ class Index:
             .execute(f"SELECT id, doc, start, end, page, first, last, tokens FROM chunks WHERE id IN ({marks})", ids)
             .fetchall()
         )
-        by_id = {r[0]: ChunkRow(*r) for r in rows}
+        by_id: dict[int, Chunk] = {}
+        for row, doc_row, start, end, page, first, last, tokens in rows:
+            stored = self.document(doc_row)
+            lo = stored.sent_lo
+            by_id[row] = Chunk(stored.document.doc_id, start, end, page, first - lo, last - lo, tokens, row, doc_row)
         return [by_id[i] for i in ids if i in by_id]
 
-    def sentences(self, lo: int, hi: int) -> list[SentenceRow]:
+    def sentences(self, lo: int, hi: int) -> list[Sentence]:
+        """The sentences in rows ``lo`` to ``hi`` (``hi`` not included), each with its ``row`` and ``doc_row``."""
         rows = (
             self._db()
             .execute(
@@ -267,7 +254,21 @@ class Index:
             )
             .fetchall()
         )
-        return [SentenceRow(*r) for r in rows]
+        return [
+            Sentence(self.document(doc_row).document.doc_id, start, end, page, tokens, row, doc_row)
+            for row, doc_row, start, end, page, tokens in rows
+        ]
+
+    def document_of(self, item: Sentence | Chunk) -> DocRow:
+        """The stored document of a sentence or chunk read back from this index."""
+        if item.doc_row is None:
+            raise ValueError(f"{item} was not read back from an index")
+        return self.document(item.doc_row)
+
+    def sentence_rows(self, chunk: Chunk) -> range:
+        """The rows of the sentences of ``chunk`` (read back from this index)."""
+        lo = self.document_of(chunk).sent_lo
+        return range(lo + chunk.first, lo + chunk.last)
 
     def close(self) -> None:
         """Close every thread's connection and let the generation go."""

@@ -164,7 +164,8 @@ def _fuzzy(
     order = np.argsort(-scores)[:FUZZY_CANDIDATES]
     found: list[QuoteMatch] = []
     for chunk in index.chunks([int(c) for c in order if scores[c] > 0]):
-        doc = index.document(chunk.doc).document
+        stored = index.document_of(chunk)
+        doc = stored.document
         folded = _folded_document(doc.doc_id, doc.text)
         # The chunk, widened by the quote's length so a quote that crosses its edge still aligns whole.
         lo = int(np.searchsorted(folded.origin, chunk.start - len(needle)))
@@ -177,9 +178,9 @@ def _fuzzy(
         similarity, dest_start, dest_end = aligned
         start, end = folded.span(lo + dest_start, lo + dest_end)
         start, end = _snap(doc.text, start, end)
-        if _overlaps(taken, chunk.doc, start, end):
+        if _overlaps(taken, stored.row, start, end):
             continue
-        taken.add((chunk.doc, start, end))
+        taken.add((stored.row, start, end))
         found.append(QuoteMatch(make_citation(doc, start, end), doc.text[start:end], "fuzzy", round(similarity, 4)))
     found.sort(key=lambda m: -m.similarity)
     return found[:limit]

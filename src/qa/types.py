@@ -31,18 +31,29 @@ class Document:
 
 @dataclass(frozen=True)
 class Sentence:
-    """A sentence of a document: ``text == document.text[start:end]``."""
+    """A sentence of a document: ``text == document.text[start:end]``.
+
+    The chunker makes it, the build writes it and the index reads it back as the same record.
+    Read back, ``row`` is its row in the index and ``doc_row`` its document's (``Index.document``);
+    both are None until then, and writing ignores them.
+    """
 
     doc_id: str
     start: int
     end: int
     page: int | None
     tokens: int
+    row: int | None = None
+    doc_row: int | None = None
 
 
 @dataclass(frozen=True)
 class Chunk:
-    """A run of whole sentences ``sentences[first:last]`` of one document, embedded as one unit."""
+    """A run of whole sentences ``sentences[first:last]`` of one document, embedded as one unit.
+
+    ``first`` and ``last`` count the document's own sentences from 0, read back from an index too
+    (``Index.sentence_rows`` gives their rows there); ``row`` and ``doc_row`` as for ``Sentence``.
+    """
 
     doc_id: str
     start: int
@@ -51,6 +62,8 @@ class Chunk:
     first: int
     last: int
     tokens: int
+    row: int | None = None
+    doc_row: int | None = None
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,7 @@ import numpy as np
 from .lexical import Lexical
 from .manifest import Manifest
 from .store import CHUNK_VECTORS, DENSE, LEXICAL, META, SENTENCE_VECTORS
-from .types import Document
-
-SentenceSpan = tuple[int, int, int | None, int]  # start, end, page, tokens
-ChunkSpan = tuple[int, int, int | None, int, int, int]  # start, end, page, first, last sentence, tokens
+from .types import Chunk, Document, Sentence
 
 SCHEMA = """
 CREATE TABLE documents (row INTEGER PRIMARY KEY, doc_id TEXT UNIQUE, source TEXT, title TEXT,
@@ -32,7 +30,7 @@ CREATE INDEX documents_source ON documents(source);
 def write_generation(
     staging: Path,
     manifest: Manifest,
-    docs: list[tuple[Document, list[SentenceSpan], list[ChunkSpan]]],
+    docs: list[tuple[Document, Sequence[Sentence], Sequence[Chunk]]],
     chunk_vectors: np.ndarray,
     sentence_vectors: np.ndarray,
     chunk_texts: list[str],
@@ -40,8 +38,7 @@ def write_generation(
 ) -> None:
     """Write every file of one generation into ``staging``.
 
-    ``docs`` holds each document with its sentences (start, end, page, tokens) and its chunks
-    (start, end, page, first, last, tokens), where first/last count sentences within the document.
+    ``docs`` holds each document with its sentences and chunks, in index order.
     An index without chunks is valid: it has no BM25 folder, and every question abstains.
     """
     import faiss
@@ -49,37 +46,7 @@ def write_generation(
     conn = sqlite3.connect(staging / META)
     try:
         conn.executescript(SCHEMA)
-        sent_at = chunk_at = 0
-        for row, (doc, sentences, chunks) in enumerate(docs):
-            conn.execute(
-                "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    row,
-                    doc.doc_id,
-                    doc.source,
-                    doc.title,
-                    doc.kind,
-                    doc.text,
-                    json.dumps(doc.page_starts),
-                    sent_at,
-                    sent_at + len(sentences),
-                    chunk_at,
-                    chunk_at + len(chunks),
-                ),
-            )
-            conn.executemany(
-                "INSERT INTO sentences VALUES (?,?,?,?,?,?)",
-                [(sent_at + i, row, a, b, p, n) for i, (a, b, p, n) in enumerate(sentences)],
-            )
-            conn.executemany(
-                "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
-                [
-                    (chunk_at + i, row, a, b, p, sent_at + first, sent_at + last, n)
-                    for i, (a, b, p, first, last, n) in enumerate(chunks)
-                ],
-            )
-            sent_at += len(sentences)
-            chunk_at += len(chunks)
+        write_documents(conn, docs)
         conn.commit()
     finally:
         conn.close()
@@ -89,3 +56,45 @@ def write_generation(
     if chunk_texts:
         Lexical.build(chunk_texts).save(staging / LEXICAL)
     manifest.write(staging)
+
+
+def write_documents(
+    conn: sqlite3.Connection, docs: Iterable[tuple[Document, Sequence[Sentence], Sequence[Chunk]]]
+) -> None:
+    """Insert each document, its sentences and its chunks into the tables of ``SCHEMA``, rows from 0.
+
+    Sentences and chunks are numbered across the whole index; a chunk's ``first`` and ``last``
+    (counted within its document) are stored as the rows of its sentences. ``row`` and ``doc_row``
+    of records read back from another index are not used.
+    """
+    sent_at = chunk_at = 0
+    for row, (doc, sentences, chunks) in enumerate(docs):
+        conn.execute(
+            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+            (
+                row,
+                doc.doc_id,
+                doc.source,
+                doc.title,
+                doc.kind,
+                doc.text,
+                json.dumps(doc.page_starts),
+                sent_at,
+                sent_at + len(sentences),
+                chunk_at,
+                chunk_at + len(chunks),
+            ),
+        )
+        conn.executemany(
+            "INSERT INTO sentences VALUES (?,?,?,?,?,?)",
+            [(sent_at + i, row, s.start, s.end, s.page, s.tokens) for i, s in enumerate(sentences)],
+        )
+        conn.executemany(
+            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
+            [
+                (chunk_at + i, row, c.start, c.end, c.page, sent_at + c.first, sent_at + c.last, c.tokens)
+                for i, c in enumerate(chunks)
+            ],
+        )
+        sent_at += len(sentences)
+        chunk_at += len(chunks)

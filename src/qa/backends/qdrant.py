@@ -32,11 +32,12 @@ import numpy as np
 
 from ..dense import FLAT_MAX
 from ..errors import IndexFolderError, QAError
-from ..index import ChunkRow, Index
+from ..index import Index
 from ..lexical import terms
 from ..manifest import Manifest
 from ..store import MANIFEST, META, rebuild_hint
-from ..writer import SCHEMA
+from ..types import Chunk
+from ..writer import SCHEMA, write_documents
 from . import Backend, require
 
 CHUNK, SENTENCE, BM25 = "chunk", "sentence", "bm25"
@@ -358,8 +359,6 @@ def engine_for(backend: Backend, client: Any = None) -> _EdgeEngine | _ClientEng
 
 # --- writing ----------------------------------------------------------------------------------------
 
-DocParts = tuple[Any, list[tuple[int, int, int | None, int]], list[tuple[int, int, int | None, int, int, int]]]
-
 
 def write(
     staging: Path,
@@ -399,16 +398,16 @@ def write(
                     [(point_id(d.doc_id, "c", n), bm25_sparse(w, avgdl)) for n, w in enumerate(doc_words)]
                 )
             continue
-        for n, ((start, end, page, *_), chunk_words) in enumerate(zip(doc.chunks, doc_words, strict=True)):
+        for n, (c, chunk_words) in enumerate(zip(doc.chunks, doc_words, strict=True)):
             vectors: dict[str, Any] = {CHUNK: doc.chunk_vectors[n]}
             sparse = bm25_sparse(chunk_words, avgdl)
             if sparse[0]:
                 vectors[BM25] = sparse
-            payload = {"doc": d.doc_id, "n": n, "source": d.source, "start": start, "end": end, "page": page}
+            payload = {"doc": d.doc_id, "n": n, "source": d.source, "start": c.start, "end": c.end, "page": c.page}
             batch.append((point_id(d.doc_id, "c", n), vectors, payload))
-        for n, (start, end, page, _tokens) in enumerate(doc.sentences):
+        for n, s in enumerate(doc.sentences):
             vector = np.asarray(doc.sentence_vectors[n], dtype=np.float32)
-            payload = {"doc": d.doc_id, "n": n, "start": start, "end": end, "page": page}
+            payload = {"doc": d.doc_id, "n": n, "start": s.start, "end": s.end, "page": s.page}
             batch.append((point_id(d.doc_id, "s", n), {SENTENCE: vector}, payload))
         if len(batch) >= UPSERT_BATCH:
             engine.upsert(batch)
@@ -433,41 +432,11 @@ def _write_meta(path: Path, docs: list[Any], words: list[list[list[str]]]) -> No
     """meta.sqlite as the embedded index writes it, plus each term's document frequency."""
     conn = sqlite3.connect(path)
     conn.executescript(SCHEMA + "CREATE TABLE terms (term TEXT PRIMARY KEY, df INTEGER) WITHOUT ROWID;")
-    sent_at = chunk_at = 0
+    write_documents(conn, [(doc.document, doc.sentences, doc.chunks) for doc in docs])
     df: Counter[str] = Counter()
-    for row, (doc, doc_words) in enumerate(zip(docs, words, strict=True)):
-        d = doc.document
-        conn.execute(
-            "INSERT INTO documents VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (
-                row,
-                d.doc_id,
-                d.source,
-                d.title,
-                d.kind,
-                d.text,
-                json.dumps(d.page_starts),
-                sent_at,
-                sent_at + len(doc.sentences),
-                chunk_at,
-                chunk_at + len(doc.chunks),
-            ),
-        )
-        conn.executemany(
-            "INSERT INTO sentences VALUES (?,?,?,?,?,?)",
-            [(sent_at + i, row, a, b, p, n) for i, (a, b, p, n) in enumerate(doc.sentences)],
-        )
-        conn.executemany(
-            "INSERT INTO chunks VALUES (?,?,?,?,?,?,?,?)",
-            [
-                (chunk_at + i, row, a, b, p, sent_at + first, sent_at + last, n)
-                for i, (a, b, p, first, last, n) in enumerate(doc.chunks)
-            ],
-        )
+    for doc_words in words:
         for w in doc_words:
             df.update(set(w))
-        sent_at += len(doc.sentences)
-        chunk_at += len(doc.chunks)
     conn.executemany("INSERT INTO terms VALUES (?,?)", df.items())
     conn.commit()
     conn.close()
@@ -556,12 +525,11 @@ class QdrantIndex(Index):
 
     # -- rows and vectors --
 
-    def chunks(self, ids: list[int]) -> list[ChunkRow]:
-        """Chunk rows for ``ids``; their sentences' vectors are fetched in the same breath (one request)."""
-        rows = super().chunks(ids)
-        wanted = [s for r in rows for s in range(r.first, r.last)]
-        self.sentence_vectors.prefetch(wanted)
-        return rows
+    def chunks(self, ids: list[int]) -> list[Chunk]:
+        """The chunks in rows ``ids``; their sentences' vectors are fetched in the same breath (one request)."""
+        chunks = super().chunks(ids)
+        self.sentence_vectors.prefetch([s for c in chunks for s in self.sentence_rows(c)])
+        return chunks
 
     def point_ids(self, kind: str, rows: Iterable[int]) -> dict[int, int]:
         """Point ids of chunk ("c") or sentence ("s") rows."""

@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from ..extract import Scored
     from ..index import DocRow, Index
     from ..retrieve import Hit
+    from ..types import Chunk
 
 _COMPOUND = re.compile(r"[-&/.]|\d[^\W\d_]|[^\W\d_]\d")
 CHUNKS_FOR_TERMS = 20
@@ -53,8 +54,8 @@ def candidates(index: Index, scored: list[Scored], limit: int) -> list[Candidate
 def neighbours(index: Index, row: DocRow, sentence: int) -> tuple[str, str]:
     """The texts of the sentences just before and after ``sentence`` in its document (junk reads as "")."""
     found = {
-        r.id: row.document.text[r.start : r.end]
-        for r in index.sentences(max(row.sent_lo, sentence - 1), min(row.sent_hi, sentence + 2))
+        s.row: row.document.text[s.start : s.end]
+        for s in index.sentences(max(row.sent_lo, sentence - 1), min(row.sent_hi, sentence + 2))
     }
     before, after = found.get(sentence - 1, ""), found.get(sentence + 1, "")
     return ("" if is_junk(before) else before), ("" if is_junk(after) else after)
@@ -77,16 +78,15 @@ def cues(index: Index, question: str, hits: list[Hit]) -> Cues:
         if _COMPOUND.search(term):
             if texts is None:
                 top = sorted(hits, key=lambda h: -h.lexical)[:CHUNKS_FOR_TERMS]
-                texts = [_chunk_text(index, row) for row in index.chunks([h.chunk for h in top])]
+                texts = [_chunk_text(index, chunk) for chunk in index.chunks([h.chunk for h in top])]
             needle = term.lower()
             if not any(needle in t for t in texts):
                 missing.append(term)
     return Cues(question_type(question), tuple(missing))
 
 
-def _chunk_text(index: Index, row: object) -> str:
-    doc = index.document(row.doc).document  # type: ignore[attr-defined]
-    return doc.text[row.start : row.end].lower()  # type: ignore[attr-defined]
+def _chunk_text(index: Index, chunk: Chunk) -> str:
+    return index.document_of(chunk).document.text[chunk.start : chunk.end].lower()
 
 
 def features(question_cues: Cues, cands: list[Candidate]) -> np.ndarray:
