@@ -183,3 +183,29 @@ def test_the_fusion_weight_is_the_one_that_ranks_right_sentences_first():
     reader = np.array([1.0, 0.5] * 3)  # the reader prefers the wrong one by 0.5
     assert fusion_weight(records, chosen, cheap, reader) == 0.3  # the least weight that fixes all three
     assert fusion_weight(records, chosen, cheap, np.array([0.0, 1.0] * 3)) == 0.0  # reader right: no weight
+
+
+def test_a_sentence_read_with_context_sits_verbatim_between_its_neighbours_cut_at_word_edges():
+    from qa.scorer.reader import second_segment
+
+    sentence = "It was signed in 1960."
+    before, after = "The treaty binds both countries to defend each other.", "It was revised later that year."
+    alone, at = second_segment("Treaty", sentence)
+    assert (alone, at) == ("Treaty | It was signed in 1960.", 9)
+    text, at = second_segment("Treaty", sentence, before, after, (20, 12))
+    assert text[at : at + len(sentence)] == sentence
+    assert text == "Treaty | defend each other. « It was signed in 1960. » It was"
+    text, at = second_segment("", sentence, "", "", (20, 12))  # no neighbours: only the marks
+    assert (text, at) == ("« It was signed in 1960. »", 2)
+
+
+def test_the_training_only_no_answer_head_is_not_saved(tmp_path: Path):
+    from safetensors.torch import load_file
+
+    from qa.scorer.reader import build_model, load, save
+
+    model = build_model(1, null_head=True)
+    assert model.null is not None
+    save(model, tmp_path, 1, {})
+    assert not [k for k in load_file(str(tmp_path / "reader.safetensors")) if k.startswith("null.")]
+    assert load(tmp_path).null is None
