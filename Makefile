@@ -18,9 +18,9 @@ $(STAMP): pyproject.toml constraints.txt
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/qa index corpus
-	$(BIN)/qa ask "What does SOSA do?"
-	$(BIN)/qa serve --corpus corpus
+	$(BIN)/qa index corpus --index index
+	$(BIN)/qa ask "What does SOSA do?" --index index
+	$(BIN)/qa serve --corpus corpus --index index
 
 # The path of a CPU without VNNI or native bf16, forced on any CPU: qa's own choices (QA_CPU_FLAGS)
 # and the instruction sets of the kernel libraries under torch (oneDNN, ATen, MKL), capped at AVX2.

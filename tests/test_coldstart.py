@@ -160,6 +160,29 @@ def test_default_index_is_flag_then_env_then_last_built_then_index_folder(built,
 
 
 @pytest.mark.slow
+def test_indexing_other_folders_never_replaces_the_remembered_index_unasked(built, tmp_path):
+    home, env = built
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "note.txt").write_text("The lighthouse was built in 1870.\n")
+    before = qa("sources", "--json", env=env, cwd=tmp_path)
+    result = qa("index", str(other), env=env, cwd=tmp_path)
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert str(home / "built") in message and "--index DIR" in message and str(other) in message
+    after = qa("sources", "--json", env=env, cwd=tmp_path)
+    assert json.loads(after.stdout) == json.loads(before.stdout)  # untouched
+    # The folders it holds are indexed there as before, and --index names any folder.
+    assert qa("index", str(home / "corpus"), env=env, cwd=tmp_path).returncode == 0
+    named = qa("index", str(other), "--index", str(tmp_path / "own"), env=env, cwd=tmp_path)
+    assert named.returncode == 0, named.stderr
+    back = qa("sources", "--json", "--index", str(home / "built"), env=env, cwd=tmp_path)
+    assert json.loads(back.stdout) == json.loads(before.stdout)
+    # The module's other tests expect the shared index to be the one built last.
+    assert qa("index", str(home / "corpus"), "--index", str(home / "built"), env=env).returncode == 0
+
+
+@pytest.mark.slow
 def test_remove_loads_no_model(built, tmp_path):
     """`qa remove` rebuilds from what the index has: no torch, and the exports stay usable."""
     home, env = built

@@ -244,6 +244,7 @@ def index_command(
         manifest = read_manifest(index_dir)
     except QAError:
         manifest = None  # damaged: Assistant.build says what to do
+    _refuse_other_folders(index_dir, paths, manifest)
     previous = dict(manifest.backend) if manifest is not None and manifest.backend else None
     roots = list(paths) or None
     store = _backend(backend, qdrant_path, qdrant_url, collection, previous, manifest is not None)
@@ -267,6 +268,28 @@ def index_command(
         _emit_json(to_data(report))
     else:
         _print_report(report)
+
+
+def _refuse_other_folders(index_dir: Path, paths: tuple[Path, ...], manifest: Any) -> None:
+    """Refuse to index other folders into the index built last when no --index or QA_INDEX named it.
+
+    The remembered index may be another collection's, built from elsewhere: indexing these folders
+    there would silently replace what it holds.
+    """
+    from click.core import ParameterSource
+
+    source = click.get_current_context().get_parameter_source("index_dir")
+    if source != ParameterSource.DEFAULT or index_dir == Path(DEFAULT_INDEX):
+        return
+    if not paths or manifest is None or not manifest.roots:
+        return
+    wanted = sorted({os.path.abspath(p) for p in paths})
+    if wanted != sorted(manifest.roots):
+        raise InputError(
+            f"{index_dir}, the index built last, holds {', '.join(manifest.roots)}: to index "
+            f"{', '.join(wanted)}, name a folder for it with --index DIR (or --index {index_dir} "
+            "to make that index hold exactly these folders)"
+        )
 
 
 def _backend(
