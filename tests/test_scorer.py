@@ -209,3 +209,19 @@ def test_the_training_only_no_answer_head_is_not_saved(tmp_path: Path):
     save(model, tmp_path, 1, {})
     assert not [k for k in load_file(str(tmp_path / "reader.safetensors")) if k.startswith("null.")]
     assert load(tmp_path).null is None
+
+
+def test_candidates_carry_their_neighbouring_sentences_only_when_asked(assistant: Assistant):
+    from qa.scorer import candidates
+
+    question = "Which missiles does Japan produce under U.S. license?"
+    vector = assistant.embedder.embed([question])[0]
+    hits, scored = assistant.retrieve(question, vector)
+    plain = candidates(assistant.index, scored, 8)
+    read = candidates(assistant.index, scored, 8, with_neighbours=True)
+    assert [c.text for c in plain] == [c.text for c in read]
+    assert all(c.before == c.after == "" for c in plain)
+    assert any(c.before for c in read) and any(c.after for c in read)
+    for c in read:
+        assert SEED_TEXT[: c.scored.start].rstrip().endswith(c.before)
+        assert SEED_TEXT[c.scored.end :].lstrip().startswith(c.after)

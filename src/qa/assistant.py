@@ -312,7 +312,7 @@ class Assistant:
                 out[i] = Answer(q, (), True, NOT_ENGLISH, scorer=scorer.name)
                 continue
             hits, scored = self.retrieve(q, v, d, index)
-            cands = candidates(index, scored, self.settings.scorer_candidates)
+            cands = candidates(index, scored, self.settings.scorer_candidates, scorer.reads_context)
             question_cues = cues(index, q, hits)
             items.append((q, question_cues, cands, features(question_cues, cands)))
             where.append(i)

@@ -91,6 +91,13 @@ class AnswerScorer:
         return f"{self.kind}:{self._meta.get('version', 'v1')}"
 
     @property
+    def reads_context(self) -> bool:
+        """Whether the reader reads each sentence with its neighbours (``reader.json``'s ``context``)."""
+        from .reader import context_of
+
+        return self.kind == "reader" and any(context_of(self._meta))
+
+    @property
     def cheap_weight(self) -> float:
         return float(self._calibration.get("cheap_weight", 0.0))
 

@@ -32,8 +32,9 @@ class Candidate:
     after: str = ""  # the sentence after it, likewise
 
 
-def candidates(index: Index, scored: list[Scored], limit: int) -> list[Candidate]:
-    """The ``limit`` best distinct sentences that have words (junk never answers), with their neighbours."""
+def candidates(index: Index, scored: list[Scored], limit: int, with_neighbours: bool = False) -> list[Candidate]:
+    """The ``limit`` best distinct sentences that have words (junk never answers); with their
+    neighbouring sentences when ``with_neighbours`` (for a reader that reads them, and for training data)."""
     out: list[Candidate] = []
     seen: set[int] = set()
     for s in scored:
@@ -46,7 +47,7 @@ def candidates(index: Index, scored: list[Scored], limit: int) -> list[Candidate
         text = row.document.text[s.start : s.end]
         if is_junk(text):
             continue
-        before, after = neighbours(index, row, s.sentence)
+        before, after = neighbours(index, row, s.sentence) if with_neighbours else ("", "")
         out.append(Candidate(s, text, row.document.title, before, after))
     return out
 

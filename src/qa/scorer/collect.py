@@ -44,7 +44,7 @@ def collect(path: Path, articles: range | None, work: Path, settings: Settings) 
     started = time.perf_counter()
     for n, (q, v) in enumerate(zip(questions, vectors, strict=True)):
         hits, scored = assistant.retrieve(q.text, v)
-        cands = candidates(index, scored, CANDIDATES)
+        cands = candidates(index, scored, CANDIDATES, with_neighbours=True)
         question_cues = cues(index, q.text, hits)
         rows = features(question_cues, cands)
         out = []
