@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -264,3 +265,23 @@ def test_tables_escape_their_cells():
     table = table_html(["a", "b"], [["<script>x</script>", 0.12345], ["", None]])
     assert "&lt;script&gt;" in table and "<script>" not in table and ">0.123<" in table
     assert table.count("<tr>") == 2  # the header and one row: empty rows are left out
+
+
+@pytest.mark.slow
+def test_a_process_that_ends_during_the_warm_up_exits_cleanly(seed_index: Path) -> None:
+    """The UI warms the model up on a thread; a process that ends while it is still inside the
+    model used to abort ("terminate called without an active exception", exit 134)."""
+    import subprocess
+    import sys
+
+    script = "import sys\nfrom qa import Assistant\nfrom qa.web import build_app\n"
+    script += "build_app(Assistant.open(sys.argv[1]))\n"
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(seed_index)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "terminate called" not in done.stderr

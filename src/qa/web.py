@@ -34,6 +34,7 @@ QUESTION_TYPES = [".txt", ".csv", ".tsv", ".jsonl"]
 SOURCE_TYPES = [".txt", ".md", ".pdf"]
 SOURCE_COLUMNS = ["file", "status", "pages", "characters", "sentences", "chunks", "notes"]
 BATCH_COLUMNS = ["id", "question", "answer", "citation", "confidence", "abstained", "reason / error"]
+WARM_UP_EXIT_WAIT_S = 120.0  # the longest an ending process waits for the UI's warm-up
 QUOTE_COLUMNS = ["match", "similarity", "source", "page", "span", "text", "citation id"]
 _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~<>&$])")
 
@@ -291,6 +292,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             ready.set()
 
     threading.Thread(target=warm, name="qa-warm-up", daemon=True).start()
+    # A process that ends while the warm-up is still inside the model aborts ("terminate called
+    # without an active exception"): on exit, let the warm-up finish first.
+    atexit.register(ready.wait, WARM_UP_EXIT_WAIT_S)
 
     def viewer_html(citation_id: str) -> str:
         passage = assistant.cite(citation_id)
