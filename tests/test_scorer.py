@@ -225,3 +225,79 @@ def test_candidates_carry_their_neighbouring_sentences_only_when_asked(assistant
     for c in read:
         assert SEED_TEXT[: c.scored.start].rstrip().endswith(c.before)
         assert SEED_TEXT[c.scored.end :].lstrip().startswith(c.after)
+
+
+def _record(question: str, sentence: str, span: tuple[int, int], answer: str, article: int = 0) -> dict:
+    cand = {"text": sentence, "title": "T", "label": 1, "span": span, "before": "", "after": ""}
+    other = {"text": "Something else entirely.", "title": "T", "label": 0, "span": None, "before": "", "after": ""}
+    return {
+        "question": question,
+        "article": article,
+        "answerable": True,
+        "answers": [answer],
+        "candidates": [cand, other],
+    }
+
+
+def test_made_unanswerable_questions_negate_the_first_auxiliary_and_keep_the_answer_sentence():
+    import random
+
+    from qa.scorer.train import negated
+
+    records = [
+        _record("What was built in 1960?", "A bridge was built in 1960.", (0, 8), "A bridge"),
+        _record("Who can veto a bill?", "The president can veto a bill.", (0, 13), "The president"),
+        _record("Which river floods?", "The Nile floods.", (4, 8), "Nile"),  # no auxiliary: left out
+        _record("What is not allowed?", "Smoking is not allowed.", (0, 7), "Smoking"),  # already negative
+    ]
+    made = negated(records, random.Random(0), 1.0)
+    assert [(q, c["text"]) for q, c in made] == [
+        ("What wasn't built in 1960?", "A bridge was built in 1960."),
+        ("Who can't veto a bill?", "The president can veto a bill."),
+    ]
+
+
+def test_cutting_the_answer_phrase_out_leaves_a_sentence_without_the_answer():
+    import random
+
+    from qa.scorer.train import deleted
+
+    sentence = "The treaty was signed in 1960 by both governments."
+    made = deleted([_record("When was the treaty signed?", sentence, (25, 29), "1960")], random.Random(0), 1.0)
+    assert [c["text"] for _, c in made] == ["The treaty was signed by both governments."]
+    assert made[0][1]["label"] == 0 and made[0][1]["span"] is None
+
+
+def test_listwise_batches_keep_each_question_with_its_candidates():
+    import random
+
+    from qa.scorer.train import _group_batches, examples
+
+    records = [
+        _record(f"What was built in {1900 + i}?", f"A bridge was built in {1900 + i}.", (0, 8), "A bridge")
+        for i in range(40)
+    ]
+    rows = examples(records, random.Random(0), swap_share=0.0, negate_share=0.0)
+    batches = _group_batches(rows, 8)
+    assert sorted(i for b in batches for i in b) == list(range(len(rows)))
+    for b in batches:
+        assert len(b) <= 8
+        groups = {rows[i][6] for i in b}
+        assert all(sum(r[6] == g for r in rows) == sum(rows[i][6] == g for i in b) for g in groups)
+
+
+def test_the_listwise_loss_rewards_the_answer_over_its_question_s_others_and_no_answer_where_none():
+    import torch
+
+    from qa.scorer.train import _listwise_loss
+
+    null = torch.zeros(1)
+    logits = torch.tensor([6.0, -6.0, -6.0, -6.0])
+    groups = [0, 0, 1, 1]  # question 0: answer, other; question 1 has no answer sentence
+    right = _listwise_loss(logits, torch.tensor([1.0, 0.0, 0.0, 0.0]), groups, null)
+    wrong = _listwise_loss(logits, torch.tensor([0.0, 1.0, 0.0, 0.0]), groups, null)
+    assert float(right) < 0.01 < 5.0 < float(wrong)
+    unanswerable_read_as_answered = _listwise_loss(
+        torch.tensor([6.0, -6.0, 6.0, -6.0]), torch.tensor([1.0, 0, 0, 0]), groups, null
+    )
+    assert float(unanswerable_read_as_answered) > 2.0

@@ -19,6 +19,7 @@ import lzma
 import math
 import pickle
 import random
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,10 @@ V2_CALIBRATION = range(6, 8)
 NEGATIVES = 3
 UNANSWERABLE_REPEATS = 3
 SWAP_SHARE = 0.6
+DELETE_SHARE = 0.0  # answer sentences read with their answer phrase cut out (tried: no better, see the README)
+NEGATE_SHARE = 0.5  # questions negated ("was" -> "wasn't") and read with their answer sentence
+LISTWISE = 1.0  # weight of the loss over each question's candidates and "no answer" (see _listwise_loss)
+Row = tuple[str, str, int, int, int, int, int]
 CONTEXT = (0, 0)  # characters of the sentences before and after read with each (none: measured no better)
 
 
@@ -87,17 +92,28 @@ def attach_cheap(records: list[dict], cheap: dict[str, Any]) -> None:
 
 
 def examples(
-    train: list[dict], rng: random.Random, context: tuple[int, int] = (0, 0)
-) -> list[tuple[str, str, int, int, int, int]]:
-    """(question, second segment, label, span start, span end, offset) pairs for the reader.
+    train: list[dict],
+    rng: random.Random,
+    context: tuple[int, int] = (0, 0),
+    swap_share: float = SWAP_SHARE,
+    delete_share: float = DELETE_SHARE,
+    negate_share: float = NEGATE_SHARE,
+    unanswerable_repeats: int = UNANSWERABLE_REPEATS,
+) -> list[Row]:
+    """(question, second segment, label, span start, span end, offset, group) rows for the reader;
+    a group is one question read with its candidates (a made-up question is a group of one).
 
     Per answerable question: the answer sentence, the best-ranked wrong sentences and one drawn at
     random. Per unanswerable question (SQuAD v2), its best-ranked sentences, repeated
     ``UNANSWERABLE_REPEATS`` times, as they are few. And questions made unanswerable: the answer
     sentence read with a question whose name or number was swapped for another of the same
-    article (``swapped``), the near miss a user's question about another year or person is.
+    article (``swapped``), the near miss a user's question about another year or person is; the
+    answer sentence with its answer phrase cut out (``deleted``), a sentence about everything asked
+    but what is asked; the question negated (``negated``). The last two draw from their own seeded
+    generators, so that the others' examples do not change with their shares.
     """
-    out = []
+    out: list[Row] = []
+    groups: list[int] = []  # one per question read with its candidates: the listwise loss's unit
     for r in train:
         cands = r["candidates"]
         pos = [c for c in cands if c["label"] == 1]
@@ -105,18 +121,78 @@ def examples(
         picked = neg[:NEGATIVES] + (rng.sample(neg[NEGATIVES:], 1) if len(neg) > NEGATIVES else [])
         repeats = 1
         if not r["answerable"]:
-            picked, repeats = neg[: NEGATIVES + 1], UNANSWERABLE_REPEATS
-        for c in (pos[:1] + picked) * repeats:
-            second, at = segment(c, context)
-            span = c["span"] if c["label"] == 1 and c["span"] else (-1, -1)
-            out.append((r["question"], second, int(c["label"] == 1), span[0], span[1], at))
-    for question, c in swapped(train, rng):
+            picked, repeats = neg[: NEGATIVES + 1], unanswerable_repeats
+        for _ in range(repeats):
+            group = len(groups)
+            groups.append(group)
+            for c in pos[:1] + picked:
+                second, at = segment(c, context)
+                span = c["span"] if c["label"] == 1 and c["span"] else (-1, -1)
+                out.append((r["question"], second, int(c["label"] == 1), span[0], span[1], at, group))
+    made = swapped(train, rng, swap_share)
+    if delete_share:
+        made += deleted(train, random.Random(SEED + 1), delete_share)
+    if negate_share:
+        made += negated(train, random.Random(SEED + 2), negate_share)
+    for question, c in made:
         second, at = segment(c, context)
-        out.append((question, second, 0, -1, -1, at))
+        out.append((question, second, 0, -1, -1, at, len(groups)))
+        groups.append(len(groups))
     return out
 
 
-def swapped(train: list[dict], rng: random.Random) -> list[tuple[str, dict]]:
+_LEAD_IN = re.compile(
+    r"(?:\b(?:in|on|at|by|of|from|to|for|with|during|about|than|as|the|a|an|some|its|their|his|her)\s+)+$", re.I
+)
+
+
+def deleted(train: list[dict], rng: random.Random, share: float) -> list[tuple[str, dict]]:
+    """Answerable questions read with their answer sentence once its answer phrase (and the words
+    that lead into it: "in", "the") is cut out: the sentence still holds every other word of the
+    question, but no longer what is asked."""
+    out = []
+    for r in train:
+        pos = [c for c in r["candidates"] if c["label"] == 1 and c["span"]]
+        if not r["answerable"] or not pos or rng.random() > share:
+            continue
+        c = pos[0]
+        text, (a, b) = c["text"], c["span"]
+        if b - a > 0.5 * len(text):
+            continue
+        head = _LEAD_IN.sub("", text[:a]).rstrip()
+        rest = re.sub(r"\s+", " ", f"{head} {text[b:].lstrip()}").strip()
+        rest = re.sub(r"\s+([,.;:)])", r"\1", rest).replace("( ", "(").replace(",,", ",")
+        if len(rest) < 20 or any(x.lower() in rest.lower() for x in r["answers"]):
+            continue
+        out.append((r["question"], {**c, "text": rest, "span": None, "label": 0}))
+    return out
+
+
+_AUXILIARY = re.compile(
+    r"\b(is|was|are|were|does|did|do|can|could|has|had|have|will|would|should)\b(?!\s+(?:not|n't)\b)", re.I
+)
+_NEGATIVE = {"can": "can't", "will": "won't"}
+
+
+def negated(train: list[dict], rng: random.Random, share: float) -> list[tuple[str, dict]]:
+    """Answerable questions with their first auxiliary negated ("What was built" -> "What wasn't
+    built"), read with their answer sentence: it states what was, not what was not."""
+    out = []
+    for r in train:
+        pos = [c for c in r["candidates"] if c["label"] == 1]
+        if not r["answerable"] or not pos or rng.random() > share:
+            continue
+        m = _AUXILIARY.search(r["question"])
+        if m is None or "not" in r["question"].lower().split() or "n't" in r["question"]:
+            continue
+        word = m.group(1)
+        neg = _NEGATIVE.get(word.lower(), f"{word.lower()}n't")
+        neg = neg[0].upper() + neg[1:] if word[0].isupper() else neg
+        out.append((r["question"][: m.start()] + neg + r["question"][m.end() :], pos[0]))
+    return out
+
+
+def swapped(train: list[dict], rng: random.Random, share: float = SWAP_SHARE) -> list[tuple[str, dict]]:
     """Answerable questions with one name or number that their answer sentence holds replaced by
     another of the same kind from the same article's questions, paired with that sentence."""
     pools: dict[tuple[int, bool], set[str]] = {}
@@ -126,7 +202,7 @@ def swapped(train: list[dict], rng: random.Random) -> list[tuple[str, dict]]:
     out = []
     for r in train:
         pos = [c for c in r["candidates"] if c["label"] == 1]
-        if not r["answerable"] or not pos or rng.random() > SWAP_SHARE:
+        if not r["answerable"] or not pos or rng.random() > share:
             continue
         sentence = pos[0]["text"]
         terms_here = [t for t in key_terms(r["question"]) if t in sentence]
@@ -168,13 +244,14 @@ def token_targets(features: Any, spans: list[tuple[int, int, int]]) -> tuple[lis
 
 
 def train_reader(
-    rows: list[tuple[str, str, int, int, int, int]],
+    rows: list[Row],
     layers: int,
     epochs: float,
     batch: int,
     log: Any,
     base: Path | None = None,
     null_span: bool = True,
+    listwise: float = LISTWISE,
 ) -> Any:
     """Fine-tune MiniLM on ``rows``: on the GPU where there is one (bf16), else on the CPU (bf16 where
     it is native). The same examples, order and steps either way.
@@ -182,6 +259,11 @@ def train_reader(
     With ``null_span`` a training-only head learns SQuAD 2.0's no-answer target beside the phrase
     heads (``reader.build_model``): on the calibration questions it put the right sentence first
     more often (0.818 against 0.809, same examples and steps) and kept the phrase F1.
+
+    With ``listwise`` (its weight) batches hold whole questions, each with its candidates, and a
+    second loss asks that the answer sentence beat the others of its question and a learned "no
+    answer" score, which in turn beats every sentence of an unanswerable question: the decision a
+    user meets (which sentence, or none), not one pair at a time.
     """
     import torch
 
@@ -196,9 +278,14 @@ def train_reader(
     body = [p for n, p in model.named_parameters() if n.startswith("encoder.") and p.requires_grad]
     optimiser = torch.optim.AdamW([{"params": body, "lr": 6e-5}, {"params": heads, "lr": 5e-4}], weight_decay=0.01)
     rng = random.Random(SEED)
-    # batches of similar length: less padding, same examples
-    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
-    batches = [order[i : i + batch] for i in range(0, len(order), batch)]
+    null_bias = torch.nn.Parameter(torch.zeros(1, device=device))
+    if listwise:
+        optimiser.add_param_group({"params": [null_bias], "lr": 5e-4, "weight_decay": 0.0})
+        batches = _group_batches(rows, batch)
+    else:
+        # batches of similar length: less padding, same examples
+        order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]) + len(rows[i][1]))
+        batches = [order[i : i + batch] for i in range(0, len(order), batch)]
     steps = int(math.ceil(len(batches) * epochs))
     warmup = max(1, steps // 20)
     schedule = torch.optim.lr_scheduler.LambdaLR(
@@ -231,6 +318,8 @@ def train_reader(
             mask = inputs[1] == 0
             logit, s_log, e_log, *null = [outputs[0]] + [x.masked_fill(mask, -1e4) for x in outputs[1:]]
             loss = bce(logit, labels)
+            if listwise:
+                loss = loss + listwise * _listwise_loss(logit, labels, [r[6] for r in chunk], null_bias)
             if bool(has_span.any()):
                 loss = loss + 0.5 * (ce(s_log, t_start) + ce(e_log, t_end))
             if null and bool(targeted.any()):
@@ -245,6 +334,36 @@ def train_reader(
                 log(f"step {step}/{steps} loss {loss.item():.3f} {time.perf_counter() - started:.0f}s")
     model.eval()
     return model
+
+
+def _group_batches(rows: list[Row], batch: int) -> list[list[int]]:
+    """Batches of whole groups (a question with its candidates), of about ``batch`` rows, groups of
+    similar length together."""
+    groups: dict[int, list[int]] = {}
+    for i, r in enumerate(rows):
+        groups.setdefault(r[6], []).append(i)
+    ordered = sorted(groups.values(), key=lambda g: (max(len(rows[i][0]) + len(rows[i][1]) for i in g), g[0]))
+    batches: list[list[int]] = [[]]
+    for g in ordered:
+        if batches[-1] and len(batches[-1]) + len(g) > batch:
+            batches.append([])
+        batches[-1].extend(g)
+    return batches
+
+
+def _listwise_loss(logit: Any, labels: Any, groups: list[int], null_bias: Any) -> Any:
+    """Per group, cross-entropy over [no answer, each candidate]: the answer sentence should beat its
+    group's others and a learned no-answer score; in a group with none, that score should win."""
+    import torch
+
+    losses = []
+    for g in dict.fromkeys(groups):
+        idx = [i for i, x in enumerate(groups) if x == g]
+        scores = torch.cat([null_bias, logit[idx]])
+        hits = [k + 1 for k, i in enumerate(idx) if labels[i] > 0.5]
+        target = torch.tensor(hits[0] if hits else 0, device=logit.device)
+        losses.append(torch.nn.functional.cross_entropy(scores[None], target[None]))
+    return torch.stack(losses).mean()
 
 
 _BASE: Path | None = None  # the MiniLM folder training reads (None: the installed package's)
@@ -446,6 +565,13 @@ def main() -> None:
     ap.add_argument("--layers", type=int, default=6)
     ap.add_argument("--epochs", type=float, default=1.25)
     ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--swap-share", type=float, default=SWAP_SHARE, help="share of questions swapped (see examples)")
+    ap.add_argument("--delete-share", type=float, default=DELETE_SHARE, help="share read with the answer cut out")
+    ap.add_argument("--negate-share", type=float, default=NEGATE_SHARE, help="share of questions negated")
+    ap.add_argument(
+        "--listwise", type=float, default=LISTWISE, help="weight of the listwise loss over each question's candidates"
+    )
+    ap.add_argument("--unanswerable-repeats", type=int, default=UNANSWERABLE_REPEATS)
     ap.add_argument("--read", type=int, default=6, help="candidates the reader reads per question")
     ap.add_argument(
         "--context",
@@ -503,13 +629,17 @@ def main() -> None:
         (args.out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
         log(f"recalibrated; reader threshold {cal_reader['threshold']}, cheap weight {cal_reader['cheap_weight']}")
         return
-    rows = examples(train, rng, context)
+    rows = examples(
+        train, rng, context, args.swap_share, args.delete_share, args.negate_share, args.unanswerable_repeats
+    )
     if args.limit:
         rows = rng.sample(rows, args.limit)
     log(f"{len(rows)} reader examples ({sum(r[2] for r in rows)} positive)")
     for q, sec, *_ in rng.sample(rows[-200:], 3):
         log(f"e.g. {q!r} / {sec[:120]!r}")
-    model = train_reader(rows, args.layers, args.epochs, args.batch, log, args.base, not args.no_null_span)
+    model = train_reader(
+        rows, args.layers, args.epochs, args.batch, log, args.base, not args.no_null_span, args.listwise
+    )
     train_seconds = time.perf_counter() - started
     log("calibrating")
     cal_cheap, cal_reader = _calibrations(calibration, model, args.read, context, log)
@@ -526,6 +656,13 @@ def main() -> None:
         "max_tokens": MAX_TOKENS,
         "context": list(context),
         "null_span": not args.no_null_span,
+        "made_unanswerable": {
+            "swap_share": args.swap_share,
+            "delete_share": args.delete_share,
+            "negate_share": args.negate_share,
+            "unanswerable_repeats": args.unanswerable_repeats,
+        },
+        "listwise": args.listwise,
         "read": args.read,
         "train_seconds": round(train_seconds, 1),
     }
