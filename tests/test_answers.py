@@ -33,10 +33,16 @@ KNOWN_MISSES = {
     "Which Pentagon mechanism is Japan modeling its new program on?": "'Pentagon' never appears in the text",
     "What will the new permanent joint headquarters improve?": "needs the previous sentence's definition of PJHQ",
     "How strong is the Japan-U.S. alliance according to the article?": (
-        "declined: the right sentence comes first, at confidence 0.22, under the threshold"
+        "declined: the right sentence comes first, under the threshold"
     ),
     "What would take the alliance to the next level?": (
-        "declined: 'lift the alliance to new levels' is found (0.24), under the threshold, and ranked second"
+        "declined: 'lift the alliance to new levels' comes first (0.27), under the threshold (0.29)"
+    ),
+    "In what kind of programs had the two countries previously cooperated successfully on development?": (
+        "the Glide-Phase Interceptor sentence (0.58) outranks the ballistic-missile-defense one (0.47)"
+    ),
+    "How do many Japanese people view the current security situation?": (
+        "declined: the right sentence comes first (0.24), under the threshold (0.29)"
     ),
 }
 
