@@ -301,3 +301,17 @@ def test_the_listwise_loss_rewards_the_answer_over_its_question_s_others_and_no_
         torch.tensor([6.0, -6.0, 6.0, -6.0]), torch.tensor([1.0, 0, 0, 0]), groups, null
     )
     assert float(unanswerable_read_as_answered) > 2.0
+
+
+def test_the_abstention_trade_off_reads_declined_at_fixed_answered_shares_and_the_auc():
+    from qa.evaluate import trade_off
+
+    # answerable at 0.1 .. 1.0; unanswerable at 0.05, 0.15, ..., 0.45 and one at 0.95
+    answerable = [round(0.1 * i, 2) for i in range(1, 11)]
+    unanswerable = [0.05, 0.15, 0.25, 0.35, 0.45, 0.95]
+    text = trade_off(answerable + unanswerable, [True] * 10 + [False] * 6, rates=(0.9, 0.5))
+    # 0.9 answered: threshold at the 10th percentile of the answerable (0.19): 0.05 and 0.15 declined;
+    # 0.5 answered: threshold 0.55: all but 0.95 declined. AUC: the share of (answerable, unanswerable)
+    # pairs ordered rightly, here 10 + 9 + 8 + 7 + 6 + 1 = 41 of 60.
+    assert text == f"0.333 at 0.90 answered | 0.833 at 0.50 answered; AUC {41 / 60:.3f}"
+    assert trade_off([0.5], [True]) == ""

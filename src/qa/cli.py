@@ -807,7 +807,9 @@ def format_eval(results: dict[str, dict[str, dict[str, Any]]]) -> str:
         for name, m in splits.items():
             if "calibration" in m:
                 notes.append(f"{mode} {name}: share right by confidence: {m['calibration']}")
-            row_keys = [k for k in m if k not in ("questions", "calibration")]
+            if m.get("trade_off"):
+                notes.append(f"{mode} {name}: unanswerable declined {m['trade_off']}")
+            row_keys = [k for k in m if k not in ("questions", "calibration", "trade_off")]
             if row_keys != keys:
                 keys = row_keys
                 lines += ["", f"{'mode':<14} {'split':<13} " + " ".join(f"{k:>22}" for k in keys)]

@@ -380,6 +380,28 @@ def reliability(answers: list[Any], questions: list[Any]) -> str:
     return " | ".join(parts)
 
 
+def trade_off(confidence: Any, answerable: Any, rates: tuple[float, ...] = (0.90, 0.92, 0.95)) -> str:
+    """Unanswerable questions declined at fixed shares of answerable ones answered, and the AUC:
+    how well confidence alone separates the two, whatever the threshold.
+
+    "0.333 at 0.90 answered | 0.290 at 0.92 answered | ...; AUC 0.716". A scorer's own threshold
+    picks one point of this curve; two scorers compare fairly only at the same answered share.
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    yes = np.asarray(answerable, dtype=bool)
+    pos, neg = conf[yes], np.sort(conf[~yes])
+    if not len(pos) or not len(neg):
+        return ""
+    parts = []
+    for rate in rates:
+        threshold = np.quantile(pos, 1 - rate)  # answering at or above it answers ``rate`` of the answerable
+        parts.append(f"{float((neg < threshold).mean()):.3f} at {rate:.2f} answered")
+    below = np.searchsorted(neg, pos, side="left")
+    ties = np.searchsorted(neg, pos, side="right") - below
+    auc = float((below + 0.5 * ties).sum() / (len(pos) * len(neg)))
+    return " | ".join(parts) + f"; AUC {auc:.3f}"
+
+
 def evaluate_abstention(
     data: Path, work: Path, settings: Settings, scorers: tuple[str, ...], limit: int | None = None
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -410,6 +432,7 @@ def evaluate_abstention(
             m = score_answers([a for a, _ in yes], [tuple(t for _, t in q.answers) for _, q in yes], started)
             results[f"scorer {kind}"][name] = {
                 "calibration": reliability(answers, qs),
+                "trade_off": trade_off([a.confidence for a in answers], [q.answerable for q in qs]),
                 "answerable": len(yes),
                 "unanswerable": len(no),
                 "unanswerable_declined": round(sum(a.abstained for a in no) / max(1, len(no)), 4),
