@@ -768,7 +768,8 @@ def eval_command(
     out: Path | None,
 ) -> None:
     """Open retrieval and answers on SQuAD: v1.1 dev (retrieval modes and answer scorers side by side)
-    or, for a SQuAD v2.0 file, abstention (unanswerable declined, answerable answered and right)."""
+    or, for a SQuAD v2.0 file, abstention (unanswerable declined, answerable answered and right, and
+    declined at fixed answered shares with the AUC)."""
     from . import evaluate
 
     changes = {
