@@ -93,6 +93,9 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--questions", type=int, default=10, help="questions per user")
     parser.add_argument("--batches", type=int, default=1, help="batch uploads running beside each level")
     parser.add_argument("--time-limit", type=float, default=120.0, help="seconds per level at most")
+    parser.add_argument(
+        "--batch-questions", type=int, default=len(ASKED), help=f"questions per batch file (at most {len(ASKED)})"
+    )
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
 
@@ -108,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
         questions = ASKED[: args.questions]
         expected = {q: answer_markdown(assistant.ask(q, k=3)) for q in questions}
         batch_file = Path(tmp) / "batch.txt"
-        batch_file.write_text("\n".join(ASKED) + "\n")
+        batch_file.write_text("\n".join(ASKED[: args.batch_questions]) + "\n")
         port = free_port()
         demo = launch(build_app(assistant), port=port, block=False)
         try:

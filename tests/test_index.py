@@ -29,6 +29,21 @@ def test_manifest_describes_the_index(corpus, tmp_path):
     assert report.count("indexed") == 2
 
 
+def test_the_embedding_batch_size_changes_the_calls_not_the_index(corpus, tmp_path):
+    import numpy as np
+
+    whole, small = HashEmbedder(), HashEmbedder()
+    build_fake(corpus, tmp_path / "whole", whole)
+    build_fake(corpus, tmp_path / "small", small, embed_batch=3)
+    assert small.calls > whole.calls and small.texts == whole.texts
+    a, b = (tmp_path / d / (tmp_path / d / "CURRENT").read_text().strip() for d in ("whole", "small"))
+    for name in ("chunks.npy", "sentences.npy"):
+        x, y = np.load(a / name), np.load(b / name)
+        assert x.shape[0] > 3 and np.array_equal(x, y), name
+    with pytest.raises(ValueError, match="embed_batch"):
+        build_fake(corpus, tmp_path / "none", embed_batch=0)
+
+
 def test_unchanged_files_are_not_embedded_again(corpus, tmp_path):
     first = build_fake(corpus, tmp_path / "index")
     embedder = HashEmbedder()

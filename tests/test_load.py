@@ -16,8 +16,9 @@ def test_concurrent_chats_and_batch_uploads_all_succeed_with_single_user_answers
     spec = importlib.util.spec_from_file_location("load", ROOT / "benchmarks" / "load.py")
     load = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(load)
-    result = load.main(["--users", "1", "6", "--questions", "4", "--batches", "2", "--time-limit", "120"])
+    argv = ["--users", "1", "6", "--questions", "4", "--batches", "2", "--batch-questions", "12", "--time-limit", "120"]
+    result = load.main(argv)
     for level in result["levels"]:
         assert level["failed"] == 0 and level["different_answers"] == 0
         assert level["requests"] == level["users"] * 4
-        assert level["batch_uploads"] == 2 and level["batch_rows"] == 2 * 59
+        assert level["batch_uploads"] == 2 and level["batch_rows"] == 2 * 12

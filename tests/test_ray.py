@@ -64,7 +64,9 @@ def _same_index(a: Path, b: Path) -> None:
 
 @pytest.mark.slow
 def test_two_worker_build_equals_single_process_build(tmp_path: Path) -> None:
-    """Sample corpus + a 500-paragraph SQuAD slice, real model: same chunk ids, vectors, citations."""
+    """Sample corpus + a 200-paragraph SQuAD slice, real model: same chunk ids, vectors, citations.
+
+    Batches of 64 chunks give each of the two workers several to embed."""
     run_isolated("test_two_worker_build_equals_single_process_build", tmp_path)
     if not IN_NETNS:
         return
@@ -76,15 +78,15 @@ def test_two_worker_build_equals_single_process_build(tmp_path: Path) -> None:
     docs, _ = load_squad(shared_path("datasets", "squad", "dev-v1.1.json"))
     slice_dir = corpus / "squad"
     slice_dir.mkdir()
-    for d in docs[:500]:
+    for d in docs[:200]:
         (slice_dir / f"{d.doc_id}.txt").write_text(f"{d.title}\n\n{d.text}\n")
     from qa.cli import _runner
 
     settings = Settings()
-    Assistant.build(corpus, work / "single", settings=settings)
+    Assistant.build(corpus, work / "single", settings=settings, embed_batch=64)
     runner = _runner(settings, 2, None)
     try:
-        Assistant.build(corpus, work / "ray", settings=settings, runner=runner)
+        Assistant.build(corpus, work / "ray", settings=settings, runner=runner, embed_batch=64)
     finally:
         runner.close()
     _same_index(work / "single", work / "ray")
@@ -124,7 +126,6 @@ def test_worker_killed_mid_build_is_retried_and_the_index_is_complete(tmp_path: 
 
     import ray.cloudpickle
 
-    from qa.build import EMBED_BATCH
     from qa.raybuild import RayRunner
 
     from . import test_ray
@@ -133,17 +134,17 @@ def test_worker_killed_mid_build_is_retried_and_the_index_is_complete(tmp_path: 
     work = _tmp(tmp_path)
     corpus = work / "corpus"
     corpus.mkdir()
-    for i in range(3 * EMBED_BATCH):  # one chunk per file: three embedding batches
+    for i in range(3 * 16):  # one chunk per file: three embedding batches of 16
         text = " ".join(f"Sentence {j} of file {i} says w{i * j % 97}." for j in range(4))
         (corpus / f"f{i:04d}.txt").write_text(text)
     settings = Settings().but(model=HashEmbedder.name, scorer="none")
     from qa.build import build_index
 
-    build_index(work / "single", [corpus], settings, HashEmbedder())
+    build_index(work / "single", [corpus], settings, HashEmbedder(), embed_batch=16)
     marker = str(work / "died")
     runner = RayRunner(functools.partial(_dies_once, marker), workers=2)
     try:
-        build_index(work / "ray", [corpus], settings, HashEmbedder(), runner=runner)
+        build_index(work / "ray", [corpus], settings, HashEmbedder(), runner=runner, embed_batch=16)
     finally:
         runner.close()
     assert Path(marker).exists(), "no worker died: the test did not test a retry"

@@ -16,7 +16,7 @@ import numpy as np
 
 from . import cite as citing
 from .backends import Backend
-from .build import Progress, build_index
+from .build import EMBED_BATCH, Progress, build_index
 from .embed import DeferredEmbedder, Embedder, ModelEmbedder, SentenceTransformerEmbedder
 from .errors import IndexFolderError, InputError, QAError
 from .extract import Scored, answer, judged_answer, score_sentences
@@ -187,6 +187,7 @@ class Assistant:
         wait_s: float = 0.0,
         backend: Backend | None | str = "same",
         runner: RayRunner | None = None,
+        embed_batch: int = EMBED_BATCH,
     ) -> BuildReport:
         """Index the files under ``corpus`` into ``index_dir``, reusing what has not changed.
 
@@ -196,6 +197,7 @@ class Assistant:
         ``backend``: keep vectors and search in Qdrant (``qa.backends.Backend``) or in the folder
         (None); by default where the index in ``index_dir`` keeps them (the folder for a new one).
         ``runner``: parse and embed on a Ray cluster (``qa.raybuild.RayRunner``).
+        ``embed_batch``: chunks embedded together (on Ray, one worker's task).
         Then the question encoder and the answer reader are exported to ONNX beside the index where
         missing or stale (``qa.export``), so that questions need no torch.
         """
@@ -231,6 +233,7 @@ class Assistant:
             wait_s=wait_s,
             backend=backend,
             runner=runner,
+            embed_batch=embed_batch,
         )
         export_models(index_dir, embedder, wait_s)
         return report

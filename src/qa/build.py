@@ -69,6 +69,7 @@ def build_index(
     managed: Sequence[str | Path] | None = None,
     backend: Backend | None = None,
     runner: RayRunner | None = None,
+    embed_batch: int = EMBED_BATCH,
 ) -> BuildReport:
     """Index the supported files under ``roots`` into ``index_dir``; see the module docstring.
 
@@ -78,7 +79,10 @@ def build_index(
     empty only when files were excluded; otherwise a corpus with nothing to index is an error.
     ``backend``: keep the vectors and search in Qdrant instead of the folder (``qa.backends``).
     ``runner``: parse and embed on a Ray cluster (``qa.raybuild``); the index is the same.
+    ``embed_batch``: chunks embedded together, longest first (on Ray, one worker's task).
     """
+    if embed_batch < 1:
+        raise ValueError(f"embed_batch ({embed_batch}) must be at least 1")
     started = time.perf_counter()
     roots = [Path(os.path.abspath(r)) for r in roots]
     with transaction(index_dir, wait_s) as txn:
@@ -108,7 +112,7 @@ def build_index(
             same_place = _same_backend(before, backend)
             if before is not None and previous is not None and not fresh and same_place and _same(before, manifest):
                 return BuildReport(tuple(reports), time.perf_counter() - started, 0)
-            embedded = _embed_fresh(docs, embedder, settings, dimension, progress, on_progress, runner)
+            embedded = _embed_fresh(docs, embedder, settings, dimension, progress, on_progress, runner, embed_batch)
             if backend is None:
                 txn.publish(lambda staging: _write(staging, manifest, docs, settings, dimension))
             else:
@@ -341,8 +345,9 @@ def _embed_fresh(
     progress: bool,
     on_progress: Progress | None,
     runner: RayRunner | None = None,
+    embed_batch: int = EMBED_BATCH,
 ) -> int:
-    """Embed the chunks of new documents, and their sentences in the same pass."""
+    """Embed the chunks of new documents, and their sentences in the same pass, ``embed_batch`` at a time."""
     work: list[tuple[_Doc, int, str, list[tuple[int, int]], list[int]]] = []
     for doc in docs:
         if doc.chunk_vectors is not None:
@@ -364,22 +369,22 @@ def _embed_fresh(
     bar = _bar(total, "embedding", "chunk", progress)
     results: dict[int, tuple[np.ndarray, np.ndarray]] = {}
     if runner is not None:  # the same batches, each embedded whole by one Ray worker
-        starts = range(0, total, EMBED_BATCH)
+        starts = range(0, total, embed_batch)
         done = runner.embed_batches(
-            [([w[2] for w in work[a : a + EMBED_BATCH]], [w[3] for w in work[a : a + EMBED_BATCH]]) for a in starts]
+            [([w[2] for w in work[a : a + embed_batch]], [w[3] for w in work[a : a + embed_batch]]) for a in starts]
         )
         for at, (vectors, pooled) in zip(starts, done, strict=True):
             for k in range(len(vectors)):
                 results[at + k] = (vectors[k], pooled[k])
         _tick(None, on_progress, "embedding", total, total)
-    for at in range(0, total if runner is None else 0, EMBED_BATCH):
-        batch = work[at : at + EMBED_BATCH]
+    for at in range(0, total if runner is None else 0, embed_batch):
+        batch = work[at : at + embed_batch]
         vectors, pooled = embed_with_spans(embedder, [w[2] for w in batch], [w[3] for w in batch])
         for k in range(len(batch)):
             results[at + k] = (vectors[k], pooled[k])
         if bar is not None:
             bar.update(len(batch))
-        _tick(None, on_progress, "embedding", min(at + EMBED_BATCH, total), total)
+        _tick(None, on_progress, "embedding", min(at + embed_batch, total), total)
     if bar is not None:
         bar.close()
     by_doc: dict[int, list[int]] = {}

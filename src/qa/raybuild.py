@@ -1,12 +1,12 @@
 """Indexing on a Ray cluster: parsing and sentence splitting, then embedding, as Ray Data stages.
 
 ``qa index --workers N`` starts a local cluster of N CPUs; ``--ray ADDRESS`` joins a running one.
-Parsing runs as stateless tasks; embedding runs in an actor pool (``map_batches`` with
-``concurrency``), one model per actor, so each worker loads the model once and Ray streams the
-batches to them with back-pressure and retries a batch whose worker died.
+Parsing and embedding each run in a fixed pool of actors (``map_batches`` with
+``compute=ActorPoolStrategy``), one model per embedding actor, so each worker loads the model once
+and Ray streams the batches to them with back-pressure and retries a batch whose worker died.
 
 The result is the same index as a single-process build: the driver forms exactly the batches
-the single-process build embeds (longest chunks first, ``EMBED_BATCH`` at a time) and sends each
+the single-process build embeds (longest chunks first, ``embed_batch`` at a time) and sends each
 one whole to one actor, so every chunk is encoded with the same neighbours and padding (which
 matters for int8, whose activation scale is per batch), and the results come back in order.
 Chunking (with the model's tokenizer) stays in the driver.
@@ -28,7 +28,7 @@ Batch = tuple[list[str], list[list[tuple[int, int]]]]  # texts and, per text, it
 
 
 class _Parse:
-    """Ray Data stage: parse and split a batch of files (a plain function, run as tasks)."""
+    """Ray Data stage: parse and split a batch of files (no state: any actor of the pool takes any batch)."""
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, Any]:
         from .readers import prepare
@@ -89,7 +89,8 @@ class RayRunner:
         items = [{"i": i, "task": pickle.dumps(t)} for i, t in enumerate(tasks)]
         blocks = min(len(items), 4 * self.workers)
         ds = ray.data.from_items(items, override_num_blocks=blocks)
-        rows = ds.map_batches(_Parse, batch_size=8, concurrency=min(self.workers, blocks), num_cpus=1).take_all()
+        pool = ray.data.ActorPoolStrategy(size=min(self.workers, blocks))
+        rows = ds.map_batches(_Parse, batch_size=8, compute=pool, num_cpus=1).take_all()
         results: list[Any] = [None] * len(tasks)
         for row in rows:
             results[int(row["i"])] = pickle.loads(row["result"])
@@ -108,7 +109,7 @@ class RayRunner:
             _Embed,
             fn_constructor_args=(self.make_embedder,),
             batch_size=1,
-            concurrency=min(self.workers, len(items)),
+            compute=ray.data.ActorPoolStrategy(size=min(self.workers, len(items))),
             num_cpus=1,
         ).take_all()
         results: list[Any] = [None] * len(batches)
