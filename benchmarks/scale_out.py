@@ -38,7 +38,7 @@ def same_answers(data: Path, work: Path, limit: int | None) -> dict:
     from qa.assistant import Assistant
     from qa.backends import Backend, open_index
     from qa.build import build_index
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed import embedder_for
     from qa.evaluate import load_squad, score
     from qa.extract import answer
     from qa.settings import Settings
@@ -47,7 +47,7 @@ def same_answers(data: Path, work: Path, limit: int | None) -> dict:
     docs, questions = load_squad(data)
     if limit:
         questions = questions[:limit]
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    embedder = embedder_for(settings)
     builds = {}
     started = time.perf_counter()
     build_index(work / "embedded", [], settings, embedder, documents=docs)
@@ -95,7 +95,7 @@ def rates(data: Path, work: Path, chunks: int, points: int, local_points: int) -
     """Embedding chunks per second on one worker, and Qdrant upsert/query rates."""
     from qa.backends import Backend
     from qa.backends.qdrant import BM25, CHUNK, bm25_sparse, engine_for
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed import embedder_for
     from qa.evaluate import load_squad
     from qa.lexical import terms
     from qa.settings import Settings
@@ -103,7 +103,7 @@ def rates(data: Path, work: Path, chunks: int, points: int, local_points: int) -
     settings = Settings()
     docs, _ = load_squad(data)
     texts = [d.text for d in docs][:chunks]
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    embedder = embedder_for(settings)
     embedder.embed(texts[:32])
     started = time.perf_counter()
     vectors = embedder.embed(texts)

@@ -195,10 +195,13 @@ def test_add_keeps_the_recorded_file_size_limit_and_dense_index(corpus, tmp_path
 
 
 def test_settings_keep_auto_and_the_encoder_resolves_it():
-    from qa.embed import SentenceTransformerEmbedder
+    from qa.embed import SentenceTransformerEmbedder, embedder_for
 
     assert Settings().precision == "auto"
     assert SentenceTransformerEmbedder(precision="auto").precision == auto_precision()
+    # One set of defaults: the encoder made with none is the one the default settings make.
+    default, made = SentenceTransformerEmbedder(), embedder_for(Settings())
+    assert (default.name, default.batch_size, default.precision) == (made.name, made.batch_size, auto_precision())
 
 
 def test_a_build_that_runs_out_of_disk_keeps_the_old_index_and_says_so_in_one_line(corpus, tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 from . import cite as citing
 from .backends import Backend
 from .build import EMBED_BATCH, Progress, build_index
-from .embed import DeferredEmbedder, Embedder, ModelEmbedder, SentenceTransformerEmbedder
+from .embed import DeferredEmbedder, Embedder, ModelEmbedder, SentenceTransformerEmbedder, embedder_for
 from .errors import IndexFolderError, InputError, QAError
 from .extract import Scored, answer, judged_answer, score_sentences
 from .index import Index, LiveIndex
@@ -47,11 +47,6 @@ def clean_question(question: str) -> str:
             f"the question is {len(text):,} characters long; the limit is {MAX_QUESTION_CHARS:,}: ask a shorter one"
         )
     return text
-
-
-def embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
-    """The encoder ``settings`` name (model, batch size, precision); the model loads on first use."""
-    return SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
 
 
 def safe_name(name: str) -> str:

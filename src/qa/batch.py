@@ -21,10 +21,11 @@ from typing import IO, Any
 from .assistant import Assistant, clean_question
 from .errors import InputError, QAError
 from .serialize import answer_dict, empty_dict
+from .settings import BATCH_INPUT_FORMATS, BATCH_OUTPUT_FORMATS
 from .types import Answer
 
-INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")
-OUTPUT_FORMATS = ("jsonl", "csv", "md")
+INPUT_FORMATS = BATCH_INPUT_FORMATS
+OUTPUT_FORMATS = BATCH_OUTPUT_FORMATS
 BATCH = 64
 
 

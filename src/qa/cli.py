@@ -16,7 +16,15 @@ import click
 
 from .errors import InputError, QAError
 from .serialize import answer_dict
-from .settings import DEFAULT_INDEX, SCORERS, Settings
+from .settings import (
+    BATCH_INPUT_FORMATS,
+    BATCH_OUTPUT_FORMATS,
+    DEFAULT_INDEX,
+    DENSE_INDEXES,
+    PRECISIONS,
+    SCORERS,
+    Settings,
+)
 from .types import Answer, BuildReport, Passage, Snippet
 
 # Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides that can
@@ -169,7 +177,7 @@ def main() -> None:
 @click.option("--rebuild", is_flag=True, help="Embed every file again instead of reusing unchanged ones.")
 @click.option(
     "--precision",
-    type=click.Choice(["auto", "fp32", "bf16", "int8"]),
+    type=click.Choice(PRECISIONS),
     default=None,
     envvar="QA_PRECISION",
     help="Encoder precision (default auto: int8 where the CPU has VNNI, else bf16 where native, else fp32) "
@@ -180,7 +188,7 @@ def main() -> None:
 @click.option("--max-file-mb", type=float, default=None, envvar="QA_MAX_FILE_MB", help="Skip larger files.")
 @click.option(
     "--dense-index",
-    type=click.Choice(["auto", "flat", "hnsw"]),
+    type=click.Choice(DENSE_INDEXES),
     default=None,
     help="FAISS index: exact (flat) up to 200k chunks, then HNSW, unless set (default auto).",
 )
@@ -317,7 +325,7 @@ def _runner(settings: Settings, workers: int | None, address: str | None) -> Any
         raise InputError(f"--workers ({workers}) must be at least 1")
     import functools
 
-    from .assistant import embedder_for
+    from .embed import embedder_for
     from .raybuild import RayRunner
 
     return RayRunner(functools.partial(embedder_for, settings), workers or 2, address)
@@ -491,14 +499,14 @@ def format_passage(passage: Passage) -> str:
 @click.option(
     "--format",
     "out_format",
-    type=click.Choice(["jsonl", "csv", "md"]),
+    type=click.Choice(BATCH_OUTPUT_FORMATS),
     default=None,
     help="Answer format (default: from the output's extension).",
 )
 @click.option(
     "--input-format",
     "in_format",
-    type=click.Choice(["txt", "csv", "tsv", "jsonl"]),
+    type=click.Choice(BATCH_INPUT_FORMATS),
     default=None,
     help="Question format (default: from the extension; txt for stdin).",
 )
@@ -737,9 +745,7 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
 )
 @model_option
 @click.option("--chunk-tokens", type=int, default=None, help="Largest chunk, in model tokens.")
-@click.option(
-    "--precision", type=click.Choice(["auto", "fp32", "bf16", "int8"]), default=None, help="Encoder precision."
-)
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None, help="Encoder precision.")
 @click.option("--tune", "do_tune", is_flag=True, help="Search fusion and sentence weights on articles 0-23 first.")
 @click.option("--limit", type=int, default=None, help="Use only the first N questions of each split (quick runs).")
 @click.option(

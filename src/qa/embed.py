@@ -15,7 +15,7 @@ import numpy as np
 
 from .chunk import Tokenizer
 from .errors import ConfigError
-from .settings import DEFAULT_MODEL, resolve_precision
+from .settings import DEFAULT_BATCH_SIZE, DEFAULT_MODEL, DEFAULT_PRECISION, Settings, resolve_precision
 
 Spans = Sequence[tuple[int, int]]
 
@@ -80,7 +80,12 @@ class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 (or any sentence-transformers model) on the CPU."""
 
     def __init__(
-        self, model: str = DEFAULT_MODEL, *, batch_size: int = 16, device: str = "cpu", precision: str = "fp32"
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        device: str = "cpu",
+        precision: str = DEFAULT_PRECISION,
     ) -> None:
         self.name = model
         self.batch_size = batch_size
@@ -203,6 +208,11 @@ class DeferredEmbedder:
 
 
 @lru_cache(maxsize=4)
+def embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
+    """The encoder ``settings`` name (model, batch size, precision); the model loads on first use."""
+    return SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+
+
 def _load(name: str, device: str, precision: str = "fp32") -> Any:
     """Load a model once per process (the UI, the CLI and tests open many assistants)."""
     # No model or file may be fetched at run time: the hub is never asked. Set before the hub

@@ -22,7 +22,7 @@ import numpy as np
 
 from .assistant import Assistant
 from .build import build_index
-from .embed import SentenceTransformerEmbedder
+from .embed import embedder_for
 from .errors import InputError
 from .extract import answer
 from .settings import Settings
@@ -92,7 +92,7 @@ def prepare(
 ) -> tuple[Assistant, list[Question], np.ndarray]:
     """Build (or reuse) the SQuAD index in ``work`` and embed every question once."""
     docs, questions = load_squad(data)
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    embedder = embedder_for(settings)
     tag = hashlib.sha256(json.dumps([settings.model, settings.index_fields()]).encode()).hexdigest()[:10]
     index_dir = work / f"squad-index-{tag}"
     build_index(index_dir, [], settings, embedder, documents=docs, progress=progress)
@@ -410,7 +410,7 @@ def evaluate_abstention(
     Reported on articles 8-15: the scorer's training and calibration read only articles 0-7.
     """
     docs, questions = load_all(data)
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    embedder = embedder_for(settings)
     tag = hashlib.sha256(json.dumps([str(data), settings.model, settings.index_fields()]).encode()).hexdigest()[:10]
     index_dir = work / f"squad2-index-{tag}"
     build_index(index_dir, [], settings, embedder, documents=docs, progress=True)

@@ -12,11 +12,15 @@ from typing import Any
 from .errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
+DEFAULT_PRECISION = "auto"  # see auto_precision
+DEFAULT_BATCH_SIZE = 16  # texts the encoder reads in one pass
 DEFAULT_INDEX = "index"  # the index folder when none is named
 DEFAULT_CORPUS = "corpus"  # the folder a first build or `qa serve` indexes when none is named
 FUSIONS = ("cc", "rrf")
 PRECISIONS = ("auto", "fp32", "bf16", "int8")
 SCORERS = ("reader", "cheap", "none")
+BATCH_INPUT_FORMATS = ("txt", "csv", "tsv", "jsonl")  # question files (`qa batch`)
+BATCH_OUTPUT_FORMATS = ("jsonl", "csv", "md")  # answer files
 
 
 CPU_FLAGS_ENV = "QA_CPU_FLAGS"
@@ -104,7 +108,7 @@ class Settings:
     # auto (int8 where the CPU has VNNI, else bf16 where native, else fp32), fp32, bf16 or int8:
     # see README, Performance. "auto" is resolved where the model is loaded; an index records
     # the precision its encoder ran at.
-    precision: str = "auto"
+    precision: str = DEFAULT_PRECISION
     # Chunking: token limits are measured with the model's own tokenizer.
     chunk_tokens: int = 200
     chunk_overlap: int = 32
@@ -121,7 +125,7 @@ class Settings:
     # score: recall@50 against exact search 0.976 at 1M chunks, 2.8 ms (benchmarks/scale.py).
     hnsw_ef_search: int = 1024
     hnsw_oversample: int = 2
-    batch_size: int = 16
+    batch_size: int = DEFAULT_BATCH_SIZE
     # Retrieval: candidates from each retriever, then fusion.
     candidates: int = 50
     fusion: str = "cc"

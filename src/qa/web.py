@@ -511,7 +511,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                         elem_id="batch-file",
                     )
                     with gr.Column():
-                        fmt = gr.Dropdown(["jsonl", "csv", "md"], value="csv", label="Answer file format")
+                        fmt = gr.Dropdown(list(batch.OUTPUT_FORMATS), value="csv", label="Answer file format")
                         bk = gr.Slider(1, 10, value=assistant.settings.snippets, step=1, label="Snippets per answer")
                         run = gr.Button("Answer all", variant="primary")
                 status = gr.Markdown(elem_id="batch-status")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ..assistant import Assistant
 from ..build import build_index
-from ..embed import SentenceTransformerEmbedder
+from ..embed import embedder_for
 from ..lexical import terms
 from ..settings import Settings
 from . import data
@@ -33,7 +33,7 @@ def parse_range(text: str | None) -> range | None:
 
 def collect(path: Path, articles: range | None, work: Path, settings: Settings) -> list[dict]:
     docs, questions = data.load(path, articles)
-    embedder = SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
+    embedder = embedder_for(settings)
     tag = hashlib.sha256(json.dumps([str(path), str(articles), settings.index_fields()]).encode()).hexdigest()[:10]
     index_dir = work / f"index-{path.stem}-{tag}"
     build_index(index_dir, [], settings, embedder, documents=docs, progress=True)
