@@ -28,6 +28,12 @@ def test_embed_equals_sentence_transformers_encode(embedder):
     assert embedder.embed([]).shape == (0, embedder.dimension)
 
 
+def test_the_model_loads_once_per_process(embedder):
+    """Every encoder of one model and precision shares one loaded model (the UI and CLI open many)."""
+    again = SentenceTransformerEmbedder(embedder.name, precision=embedder.precision)
+    assert again.model is embedder.model
+
+
 def test_span_vectors_come_with_the_text_vectors_and_match_their_sentences(embedder):
     text = TEXTS[1] + " " + TEXTS[2].strip()
     spans = [(0, len(TEXTS[1])), (len(TEXTS[1]) + 1, len(text))]

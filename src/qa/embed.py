@@ -207,12 +207,12 @@ class DeferredEmbedder:
         return self.real.embed_spans(texts, spans)
 
 
-@lru_cache(maxsize=4)
 def embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
     """The encoder ``settings`` name (model, batch size, precision); the model loads on first use."""
     return SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
 
 
+@lru_cache(maxsize=4)
 def _load(name: str, device: str, precision: str = "fp32") -> Any:
     """Load a model once per process (the UI, the CLI and tests open many assistants)."""
     # No model or file may be fetched at run time: the hub is never asked. Set before the hub
