@@ -201,7 +201,8 @@ def test_settings_keep_auto_and_the_encoder_resolves_it():
     assert SentenceTransformerEmbedder(precision="auto").precision == auto_precision()
     # One set of defaults: the encoder made with none is the one the default settings make.
     default, made = SentenceTransformerEmbedder(), embedder_for(Settings())
-    assert (default.name, default.batch_size, default.precision) == (made.name, made.batch_size, auto_precision())
+    assert (default.name, default.batch_size, default.precision) == (made.name, made.batch_size, made.precision)
+    assert made.precision == auto_precision()
 
 
 def test_a_build_that_runs_out_of_disk_keeps_the_old_index_and_says_so_in_one_line(corpus, tmp_path):
