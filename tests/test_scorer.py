@@ -316,3 +316,20 @@ def test_the_abstention_trade_off_reads_declined_at_fixed_answered_shares_and_th
     # pairs ordered rightly, here 10 + 9 + 8 + 7 + 6 + 1 = 41 of 60.
     assert text == f"0.333 at 0.90 answered | 0.833 at 0.50 answered; AUC {41 / 60:.3f}"
     assert trade_off([0.5], [True]) == ""
+
+
+def test_scorer_evaluation_limits_each_split_and_answers_each_question_once(assistant: Assistant):
+    """`qa eval --limit N` keeps the first N questions of every split, as the retrieval table does."""
+    from qa.evaluate import Question, evaluate_scorers
+
+    sosa, france = ("What does SOSA do?", ("SOSA",)), ("What is the capital of France?", ("Paris",))
+    asked = [(sosa, 0), (france, 1), (sosa, 2), (france, 30), (sosa, 31), (sosa, 40)]
+    questions = [Question(f"q{i}", q, gold, "d", article) for i, ((q, gold), article) in enumerate(asked)]
+    vectors = assistant.embedder.embed([q.text for q in questions])
+    before = assistant.settings
+    results = evaluate_scorers(assistant, questions, vectors, before, ("reader",), limit=2)["scorer reader"]
+    assert assistant.settings == before
+    assert {name: m["questions"] for name, m in results.items()} == {"all": 2, "tune 0-23": 2, "report 24-47": 2}
+    # Each split's first two: SOSA and France (declined), in both halves.
+    for name in results:
+        assert (results[name]["answered"], results[name]["snippet_accuracy@1"]) == (0.5, 0.5), name

@@ -344,20 +344,25 @@ def evaluate_scorers(
 ) -> dict[str, dict[str, dict[str, Any]]]:
     """SQuAD v1.1 with each answer scorer: answers, top-snippet accuracy and exact-phrase EM/F1.
 
-    Every question is answered once per scorer; the splits are read from those answers.
+    Every question is answered once per scorer; the splits are read from those answers. ``limit``
+    keeps the first questions of each split, as ``evaluate`` does.
     """
     results: dict[str, dict[str, dict[str, Any]]] = {}
-    qs, vs = (questions[:limit], vectors[:limit]) if limit else (questions, vectors)
+    splits = {
+        name: [i for i, q in enumerate(questions) if articles is None or q.article in articles][:limit]
+        for name, articles in (("all", None), ("tune 0-23", TUNE_ARTICLES), ("report 24-47", REPORT_ARTICLES))
+    }
+    asked = sorted(set().union(*splits.values()))
+    at = {i: n for n, i in enumerate(asked)}
     for kind in scorers:
         assistant.settings = settings.but(scorer=kind)
         started = time.perf_counter()
-        answers = judged(assistant, [q.text for q in qs], vs)
+        answers = judged(assistant, [questions[i].text for i in asked], vectors[asked])
         seconds = time.perf_counter() - started
         results[f"scorer {kind}"] = {}
-        for name, articles in (("all", None), ("tune 0-23", TUNE_ARTICLES), ("report 24-47", REPORT_ARTICLES)):
-            keep = [i for i, q in enumerate(qs) if articles is None or q.article in articles]
-            m = score_answers([answers[i] for i in keep], [qs[i].answers for i in keep], time.perf_counter())
-            m["ms_per_question"] = round(1000 * seconds / max(1, len(qs)), 2)
+        for name, keep in splits.items():
+            m = score_answers([answers[at[i]] for i in keep], [questions[i].answers for i in keep], time.perf_counter())
+            m["ms_per_question"] = round(1000 * seconds / max(1, len(asked)), 2)
             results[f"scorer {kind}"][name] = m
     assistant.settings = settings
     return results
