@@ -164,3 +164,40 @@ def test_csv_row_with_an_unquoted_comma_is_reported_not_cut():
     rows = list(batch.read_rows(b"id,question\n1,What is X, really?\n2,What does SOSA do?\n", "csv"))
     assert rows[0].error == "row 1 has more fields than the header; put quotes around text with commas"
     assert None not in rows[0].extra and rows[1].error == "" and rows[1].question == "What does SOSA do?"
+
+
+def test_the_question_file_is_never_overwritten_by_the_answers(tmp_path):
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"question": QUESTIONS[0]}) + "\n")
+    before = path.read_bytes()
+    (tmp_path / "link.jsonl").symlink_to(path)
+    for output in (path, tmp_path / "." / "q.jsonl", tmp_path / "link.jsonl"):
+        result = run("batch", str(path), "-o", str(output), "--index", str(tmp_path / "no-index"))
+        assert result.exit_code == 1, result.output
+        assert (
+            result.output.strip()
+            == f"error: {output}: this is the question file; write the answers to another file (-o)"
+        )
+    assert path.read_bytes() == before
+
+
+def test_an_answer_file_that_cannot_be_written_is_a_one_line_error(tmp_path, files):
+    missing = tmp_path / "no-such-folder" / "a.jsonl"
+    result = run("batch", str(files["txt"]), "-o", str(missing), "--index", str(tmp_path / "no-index"))
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert f"no folder {missing.parent}" in result.output and not missing.parent.exists()
+    result = run("batch", str(files["txt"]), "-o", str(tmp_path), "--format", "jsonl", "--index", str(tmp_path))
+    assert result.exit_code == 1 and "is a folder" in result.output
+
+
+def test_two_questions_with_one_id_are_refused_before_any_is_answered(tmp_path):
+    """A question without an id takes its line number, which may be another question's id: --resume
+    would then skip a question never answered, so the file is refused."""
+    path = tmp_path / "q.jsonl"
+    path.write_text(json.dumps({"id": "2", "question": QUESTIONS[0]}) + "\n" + json.dumps({"question": QUESTIONS[1]}))
+    out = tmp_path / "a.jsonl"
+    result = run("batch", str(path), "-o", str(out), "--index", str(tmp_path / "no-index"))
+    assert result.exit_code == 1 and "two questions have the id '2'" in result.output and not out.exists()
+    with pytest.raises(batch.InputError, match="id 'a1'"):
+        list(batch.read_rows(b"id,question\na1,Who?\na1,What?\n", "csv", "q.csv"))
+    assert [r.id for r in batch.read_rows(b"id,question\na1,Who?\n,What?\n", "csv")] == ["a1", "2"]

@@ -313,3 +313,27 @@ def test_a_reader_follows_updates_from_another_process_without_a_failed_request(
     assert answered > 20
     assert set(seen) == {"new-0.txt", "new-1.txt", "new-2.txt"}
     assert len(list(index.glob("gen-*"))) <= 2  # generations nobody reads any more were removed
+
+
+def test_a_copy_edited_since_it_was_added_is_kept_on_remove(tmp_path):
+    """The edits are the user's work: `remove` takes the copy out of the index and leaves it on disk."""
+    docs = docs_folder(tmp_path)
+    build_fake(docs, tmp_path / "index")
+    assistant = Assistant.open(tmp_path / "index", embedder=HashEmbedder())
+    for name in ("edited.txt", "reindexed.txt"):
+        (tmp_path / name).write_text(f"Pangolins are covered in scales made of keratin ({name}).")
+        assistant.add([tmp_path / name])
+        (docs / name).write_text(f"Pangolins are covered in scales ({name}). My own notes follow.")
+    assistant.reindex()  # reindexed.txt's edit is indexed: it is no longer a copy qa made
+    assert not assistant.manifest.is_managed(str(docs / "reindexed.txt"))
+    assert not assistant.manifest.is_managed(str(docs / "edited.txt"))  # indexed again too, edited
+    removal = assistant.remove("reindexed.txt")
+    assert not removal.deleted and (docs / "reindexed.txt").read_text().endswith("My own notes follow.")
+    # Edited after the last build: the recorded content differs from the file's.
+    (tmp_path / "late.txt").write_text("Tapirs are shy.")
+    assistant.add([tmp_path / "late.txt"])
+    (docs / "late.txt").write_text("Tapirs are shy. Edited by hand.")
+    removal = assistant.remove("late.txt")
+    assert not removal.deleted and removal.edited and "it changed since qa copied it in" in removal.line()
+    assert (docs / "late.txt").read_text() == "Tapirs are shy. Edited by hand."
+    assert {"reindexed.txt", "late.txt"}.isdisjoint(assistant.manifest.files)

@@ -21,7 +21,7 @@ from .embed import DeferredEmbedder, Embedder, ModelEmbedder, SentenceTransforme
 from .errors import IndexFolderError, InputError, QAError
 from .extract import Scored, answer, judged_answer, score_sentences
 from .index import Index, LiveIndex
-from .ingest import SUPPORTED
+from .ingest import SUPPORTED, file_hash
 from .lexical import terms
 from .manifest import Manifest, read_manifest
 from .quote import find_quote
@@ -88,6 +88,16 @@ def export_models(index_dir: Path, embedder: object, wait_s: float = 0.0) -> Non
         ensure_exports(export_folder(index_dir), embedder, embedder.name, embedder.precision)
 
 
+def _unchanged(path: str, sha256: str) -> bool:
+    """Whether the file at ``path`` still holds what was indexed (its sha256); a missing file counts as unchanged."""
+    try:
+        return not sha256 or file_hash(Path(path).read_bytes()) == sha256
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+
+
 @dataclass(frozen=True)
 class Removal:
     """What `remove` did: the source left the index, and its file was deleted or left in place."""
@@ -96,11 +106,13 @@ class Removal:
     path: str
     deleted: bool
     report: BuildReport
+    edited: bool = False  # a copy `add` made, kept because it changed since it was indexed
 
     def line(self) -> str:
         if self.deleted:
             return f"removed {self.source} from the index and deleted {self.path}"
-        return f"removed {self.source} from the index; the file stays at {self.path}"
+        why = " (it changed since qa copied it in, so it is yours now)" if self.edited else ""
+        return f"removed {self.source} from the index; the file stays at {self.path}{why}"
 
 
 class Assistant:
@@ -406,7 +418,10 @@ class Assistant:
             path = entry.path
             report = self._update(sorted({*manifest.excluded, path}), list(manifest.managed), on_progress)
             deleted = False
-            if delete_file or manifest.is_managed(path):
+            # A copy `add` made is deleted, unless it changed since it was last indexed: the changes
+            # are the user's work (an index rebuilt after the change already counts it as theirs).
+            edited = manifest.is_managed(path) and not _unchanged(path, entry.sha256)
+            if delete_file or (manifest.is_managed(path) and not edited):
                 try:
                     os.unlink(path)  # a link is removed, never the file it points to
                     deleted = True
@@ -416,7 +431,7 @@ class Assistant:
                     raise InputError(
                         f"{source} is out of the index, but {path} could not be deleted ({exc.strerror})"
                     ) from None
-            return Removal(source, path, deleted, report)
+            return Removal(source, path, deleted, report, edited and not deleted)
 
     def reindex(self, *, on_progress: Progress | None = None) -> BuildReport:
         """Index the corpus folders again (unchanged files are reused) and switch to the result."""

@@ -91,13 +91,27 @@ def _format(name: str, given: str | None, allowed: tuple[str, ...], default: str
 
 
 def read_rows(data: bytes, fmt: str, name: str = "questions") -> Iterator[Row]:
-    """Rows of a question file; a bad line becomes a Row with ``error`` set, never an exception."""
+    """Rows of a question file; a bad line becomes a Row with ``error`` set.
+
+    A question without an id takes its line (or row) number. Ids must differ: the answer file and
+    ``--resume`` know questions by id, so a file that gives two questions one id is refused
+    (InputError) before any is answered.
+    """
     if fmt == "txt":
-        yield from _txt_rows(data)
+        rows = _txt_rows(data)
     elif fmt in ("csv", "tsv"):
-        yield from _table_rows(data, "\t" if fmt == "tsv" else ",", name)
+        rows = _table_rows(data, "\t" if fmt == "tsv" else ",", name)
     else:
-        yield from _jsonl_rows(data)
+        rows = _jsonl_rows(data)
+    seen: set[str] = set()
+    for row in rows:
+        if row.id in seen:
+            raise InputError(
+                f"{name}: two questions have the id {row.id!r} (one without an id takes its line number); "
+                "give each question its own id"
+            )
+        seen.add(row.id)
+        yield row
 
 
 def _lines(data: bytes) -> Iterator[tuple[int, str | None]]:

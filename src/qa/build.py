@@ -12,7 +12,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,6 +109,8 @@ def build_index(
                 tuple(sorted(p for p in managed if p in indexed)),
             )
             manifest = _manifest(settings, precision, dimension, tokenizer, record, docs, skipped)
+            if before is not None and manifest.managed:
+                manifest = replace(manifest, managed=_still_copies(before, manifest))
             same_place = _same_backend(before, backend)
             if before is not None and previous is not None and not fresh and same_place and _same(before, manifest):
                 return BuildReport(tuple(reports), time.perf_counter() - started, 0)
@@ -300,6 +302,14 @@ def _read_all(
             )
         )
     return docs, skipped, bool(pending) and any(isinstance(entries[n], _Doc) for n in pending)
+
+
+def _still_copies(before: Manifest, manifest: Manifest) -> tuple[str, ...]:
+    """The files `qa add` copied in, less those whose content changed since: an edited copy holds the
+    user's work, so it is theirs now and `qa remove` leaves it on disk."""
+    old = {e.path: e.sha256 for e in before.files.values() if e.sha256}
+    new = {e.path: e.sha256 for e in manifest.files.values() if e.sha256}
+    return tuple(p for p in manifest.managed if not (p in old and p in new and new[p] != old[p]))
 
 
 def _stat(file: SourceFile) -> dict[str, Any]:

@@ -530,6 +530,8 @@ def batch_command(
     from . import batch
 
     fin, fout = batch.input_format(questions, in_format), batch.output_format(output, out_format)
+    if output != "-":
+        _check_answer_file(Path(output), questions)
     if questions == "-":
         data = sys.stdin.buffer.read()
     else:
@@ -545,11 +547,14 @@ def batch_command(
     assistant.embedder.embed(["load the model before the clock starts"])
     # Closed in the finally below; a with-block would also close sys.stdout.
     append = resume and Path(output).exists() and Path(output).stat().st_size > 0
-    stream = (
-        _VisibleStream(sys.stdout)
-        if output == "-"
-        else open(output, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115
-    )
+    try:
+        stream = (
+            _VisibleStream(sys.stdout)
+            if output == "-"
+            else open(output, "a" if append else "w", encoding="utf-8", newline="")  # noqa: SIM115
+        )
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write the answer file ({exc.strerror})") from None
     bar = _progress(len(rows) - len(skip & {r.id for r in rows}), output != "-")
     try:
         summary = batch.run(
@@ -569,6 +574,16 @@ def batch_command(
         if isinstance(stream, io.TextIOBase):
             stream.close()
     echo(summary.line(), err=True)
+
+
+def _check_answer_file(output: Path, questions: str) -> None:
+    """Refuse an answer file that would overwrite the question file or cannot be written, before any work."""
+    if questions != "-" and output.exists() and os.path.exists(questions) and os.path.samefile(output, questions):
+        raise InputError(f"{output}: this is the question file; write the answers to another file (-o)")
+    if output.is_dir():
+        raise InputError(f"{output}: is a folder; give the answer file's name (-o FILE)")
+    if not output.parent.is_dir():
+        raise InputError(f"{output}: cannot write the answer file (no folder {output.parent}); create it first")
 
 
 def _progress(total: int, show: bool):  # type: ignore[no-untyped-def]
