@@ -201,3 +201,17 @@ def test_two_questions_with_one_id_are_refused_before_any_is_answered(tmp_path):
     with pytest.raises(batch.InputError, match="id 'a1'"):
         list(batch.read_rows(b"id,question\na1,Who?\na1,What?\n", "csv", "q.csv"))
     assert [r.id for r in batch.read_rows(b"id,question\na1,Who?\n,What?\n", "csv")] == ["a1", "2"]
+
+
+@pytest.mark.parametrize(("name", "data"), [("q.txt", b""), ("q.csv", b"id,question\n"), ("-", b"")])
+def test_a_question_file_without_questions_is_refused(tmp_path, name, data):
+    out = tmp_path / "a.jsonl"
+    if name == "-":
+        result = run("batch", "-", "-o", str(out), "--index", str(tmp_path), input=data)
+        label = "standard input"
+    else:
+        (tmp_path / name).write_bytes(data)
+        label = str(tmp_path / name)
+        result = run("batch", label, "-o", str(out), "--index", str(tmp_path))
+    assert (result.exit_code, result.output) == (1, f"error: {label}: holds no questions; give one per line (or row)\n")
+    assert not out.exists()

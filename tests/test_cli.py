@@ -97,6 +97,42 @@ def test_user_mistakes_get_one_line_errors_and_exit_1(cli_index, args, message):
     assert "Traceback" not in result.output
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["ask", "-k", "0", "x"], "Invalid value for '-k': 0 is not in the range 1<=x<=50 (see `qa ask --help`)"),
+        (
+            ["index", "--chunk-tokens", "abc"],
+            "Invalid value for '--chunk-tokens': 'abc' is not a valid integer (see `qa index --help`)",
+        ),
+        (["--frobnicate"], "No such option '--frobnicate' (see `qa --help`)"),
+        (["ask"], "Missing argument 'QUESTION' (see `qa ask --help`)"),
+    ],
+)
+def test_flags_click_refuses_get_one_line_errors_and_exit_1(args, message):
+    result = CliRunner().invoke(main, args, prog_name="qa")
+    assert (result.exit_code, result.output) == (1, f"error: {message}\n")
+
+
+def test_a_folder_that_is_not_there_is_named_with_what_to_check(tmp_path):
+    result = run("index", str(tmp_path / "nowhere"), "--index", str(tmp_path / "index"))
+    assert (result.exit_code, result.output) == (
+        1,
+        f"error: nothing to index: {tmp_path / 'nowhere'}: does not exist; check the path\n",
+    )
+
+
+@pytest.mark.slow
+def test_a_model_that_cannot_load_is_one_whole_line(tmp_path):
+    (tmp_path / "a.txt").write_text("Owls hunt at night.")
+    result = run("index", str(tmp_path), "--index", str(tmp_path / "index"), "--model", "no-such-model-here")
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    line = result.output.strip()
+    assert line.startswith("error: embedding model 'no-such-model-here' could not be loaded offline (")
+    assert line.endswith("); give the path of a local sentence-transformers model")
+    assert line.count("(") == line.count(")") and line.count("'") % 2 == 0  # not cut inside a quote
+
+
 def test_missing_index_says_how_to_build_it(tmp_path):
     result = run("ask", "anything", "--index", str(tmp_path / "none"))
     assert result.exit_code == 1 and "qa index" in result.output

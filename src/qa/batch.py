@@ -95,7 +95,7 @@ def read_rows(data: bytes, fmt: str, name: str = "questions") -> Iterator[Row]:
 
     A question without an id takes its line (or row) number. Ids must differ: the answer file and
     ``--resume`` know questions by id, so a file that gives two questions one id is refused
-    (InputError) before any is answered.
+    (InputError) before any is answered; so is a file with no question at all.
     """
     if fmt == "txt":
         rows = _txt_rows(data)
@@ -103,15 +103,18 @@ def read_rows(data: bytes, fmt: str, name: str = "questions") -> Iterator[Row]:
         rows = _table_rows(data, "\t" if fmt == "tsv" else ",", name)
     else:
         rows = _jsonl_rows(data)
+    label = "standard input" if name == "-" else name
     seen: set[str] = set()
     for row in rows:
         if row.id in seen:
             raise InputError(
-                f"{name}: two questions have the id {row.id!r} (one without an id takes its line number); "
+                f"{label}: two questions have the id {row.id!r} (one without an id takes its line number); "
                 "give each question its own id"
             )
         seen.add(row.id)
         yield row
+    if not seen:
+        raise InputError(f"{label}: holds no questions; give one per line (or row)")
 
 
 def _lines(data: bytes) -> Iterator[tuple[int, str | None]]:

@@ -137,6 +137,8 @@ def _nothing_indexed(roots: list[Path], reports: list[FileReport]) -> str:
     where = ", ".join(str(r) for r in roots)
     if not why:
         return f"nothing could be indexed from {where}: no .txt, .md or .pdf files there; add some"
+    if all(w.endswith((": does not exist", ": is a broken link")) for w in why):
+        return f"nothing to index: {shown}; check the path"
     return f"nothing could be indexed from {where} ({len(why)} file(s) skipped: {shown}); add .txt, .md or .pdf files"
 
 

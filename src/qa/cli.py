@@ -63,17 +63,39 @@ class _VisibleStream:
 
 
 class _Group(click.Group):
-    """Turns QAError into a one-line message and exit status 1, never a traceback."""
+    """Turns QAError, and a flag or argument click refuses, into a one-line message and exit status
+    1, never a traceback or a usage screen."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:
+            _usage_error(exc, ctx)
+            raise  # not reached: _usage_error exits
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:
+            _usage_error(exc, ctx)
         except QAError as exc:
             click.echo(f"error: {visible(str(exc), one_line=True)}", err=True)
             ctx.exit(1)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+
+
+def _usage_error(exc: click.UsageError, ctx: click.Context) -> None:
+    """One line for a refused flag or argument, naming the command's help; `qa` alone shows the help."""
+    from click.exceptions import NoArgsIsHelpError
+
+    if isinstance(exc, NoArgsIsHelpError):
+        raise exc
+    where = (exc.ctx or ctx).command_path
+    message = exc.format_message().rstrip(".")
+    click.echo(f"error: {visible(message, one_line=True)} (see `{where} --help`)", err=True)
+    ctx.exit(1)
 
 
 def state_file() -> Path:

@@ -212,6 +212,13 @@ def embedder_for(settings: Settings) -> SentenceTransformerEmbedder:
     return SentenceTransformerEmbedder(settings.model, batch_size=settings.batch_size, precision=settings.precision)
 
 
+def _first_sentence(exc: Exception, limit: int = 200) -> str:
+    """The first sentence of an error's text, on one line, cut at a word if still long."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    text = text.split(". ")[0].rstrip(".")
+    return text if len(text) <= limit else text[:limit].rsplit(" ", 1)[0] + " ..."
+
+
 @lru_cache(maxsize=4)
 def _load(name: str, device: str, precision: str = "fp32") -> Any:
     """Load a model once per process (the UI, the CLI and tests open many assistants)."""
@@ -233,7 +240,7 @@ def _load(name: str, device: str, precision: str = "fp32") -> Any:
         return model.eval()
     except Exception as exc:  # many kinds: missing files, bad config, not on the hub offline
         raise ConfigError(
-            f"embedding model {name!r} could not be loaded offline ({' '.join(str(exc).split())[:200]}); "
+            f"embedding model {name!r} could not be loaded offline ({_first_sentence(exc)}); "
             "give the path of a local sentence-transformers model"
         ) from None
 
