@@ -337,3 +337,19 @@ def test_a_copy_edited_since_it_was_added_is_kept_on_remove(tmp_path):
     assert not removal.deleted and removal.edited and "it changed since qa copied it in" in removal.line()
     assert (docs / "late.txt").read_text() == "Tapirs are shy. Edited by hand."
     assert {"reindexed.txt", "late.txt"}.isdisjoint(assistant.manifest.files)
+
+
+def test_an_added_file_that_cannot_be_read_leaves_no_copy_behind(tmp_path):
+    docs = docs_folder(tmp_path)
+    build_fake(docs, tmp_path / "index")
+    before = sorted(p.name for p in docs.iterdir())
+    assistant = Assistant.open(tmp_path / "index", embedder=HashEmbedder())
+    (tmp_path / "binary.txt").write_bytes(bytes(range(256)) * 8)
+    (tmp_path / "fine.txt").write_text("Tapirs are shy animals of the forest.")
+    report = assistant.add([tmp_path / "binary.txt", tmp_path / "fine.txt"])
+    status = {f.source: (f.status, f.error) for f in report.files}
+    assert status["fine.txt"] == ("indexed", "")
+    assert status["binary.txt"][0] == "skipped" and status["binary.txt"][1].endswith("its copy was removed again)")
+    assert sorted(p.name for p in docs.iterdir()) == sorted([*before, "fine.txt"])
+    assert "binary.txt" not in assistant.manifest.skipped and (tmp_path / "binary.txt").exists()
+    assert assistant.manifest.managed == (str(docs / "fine.txt"),)

@@ -8,7 +8,7 @@ import threading
 import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
@@ -376,7 +376,23 @@ class Assistant:
                         copied.append(target)
                 excluded = [p for p in manifest.excluded if p not in included]
                 managed = [*manifest.managed, *(str(p) for p in copied)]
-                return self._update(excluded, managed, on_progress)
+                report = self._update(excluded, managed, on_progress)
+                unreadable = {e.path: e.source for e in self.manifest.skipped.values()}
+                dropped = [p for p in copied if str(p) in unreadable]
+                if not dropped:
+                    return report
+                # A copy the build could not read (a binary file named .txt, a broken PDF) is no
+                # use in the corpus folder: it goes again, and the report says why it was not added.
+                for path in dropped:
+                    path.unlink(missing_ok=True)
+                    copied.remove(path)
+                again = self._update(excluded, [m for m in managed if Path(m) not in dropped], on_progress)
+                gone = {unreadable[str(p)] for p in dropped}
+                told = tuple(
+                    replace(f, error=f"{f.error}; not added (its copy was removed again)") if f.source in gone else f
+                    for f in report.files
+                )
+                return replace(report, files=told, seconds=report.seconds + again.seconds)
             except BaseException:
                 for path in copied:  # the index did not take them: the corpus stays as it was
                     path.unlink(missing_ok=True)
