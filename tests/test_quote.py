@@ -56,6 +56,26 @@ def test_fold_joins_line_end_hyphens_and_maps_back():
     assert text[start:end] == "defen-\nse industry"
 
 
+def test_fold_reads_ligatures_as_their_letters_and_maps_back():
+    text = "the mis\ufb01ts. the rebels, the e\ufb00ort"
+    folded = fold(text)
+    assert folded.text == "the misfits. the rebels, the effort"
+    at = folded.text.find("misfits")
+    assert folded.span(at, at + len("misfits")) == (4, 10)  # "misﬁts": six characters in the source
+    at = folded.text.find("effort")
+    start, end = folded.span(at, at + len("effort"))
+    assert text[start:end] == "e\ufb00ort"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("marks", ['"{}"', "\u201c{}\u201d", "'{}'"])
+def test_a_quote_pasted_with_its_quotation_marks_is_found_exactly(assistant: Assistant, marks):
+    quote = "Japan produces under U.S. license"
+    [match] = assistant.find_quote(marks.format(quote))
+    assert (match.kind, match.text) == ("exact", quote)
+    assert SEED[match.citation.start : match.citation.end] == quote
+
+
 @pytest.mark.slow
 def test_sentence_copied_from_a_pdf_is_found_despite_other_line_breaks(tmp_path, embedder):
     corpus = tmp_path / "pdfs"

@@ -48,8 +48,17 @@ _FOLD = str.maketrans(
         "\u2212": "-",
         "\u00a0": " ",
         "\u00ad": "",
+        # Typographic ligatures, which PDFs keep as one character: "misﬁts" reads "misfits".
+        "\ufb00": "ff",
+        "\ufb01": "fi",
+        "\ufb02": "fl",
+        "\ufb03": "ffi",
+        "\ufb04": "ffl",
+        "\ufb05": "st",
+        "\ufb06": "st",
     }
 )
+_QUOTE_MARKS = "\"'\u2018\u2019\u201c\u201d\u00ab\u00bb"
 
 
 @dataclass(frozen=True)
@@ -121,16 +130,21 @@ def find_quote(index: Index, quote: str, limit: int = 20, min_similarity: float 
     if len(quote) > MAX_QUOTE_CHARS:
         raise InputError(f"the quote is {len(quote):,} characters long; the limit is {MAX_QUOTE_CHARS:,}")
     needle = quote.strip()
-    folded_needle = fold(needle).text
     matches: list[QuoteMatch] = []
     taken: set[tuple[int, int, int]] = set()
-    for row in index.document_rows():
-        doc = index.document(row).document
-        at = doc.text.find(needle)
-        while at >= 0 and len(matches) < limit:
-            matches.append(QuoteMatch(make_citation(doc, at, at + len(needle)), needle, "exact", 1.0))
-            taken.add((row, at, at + len(needle)))
-            at = doc.text.find(needle, at + 1)
+    # A quote pasted with its quotation marks is looked for with them, then without.
+    bare = needle.strip(_QUOTE_MARKS).strip() if needle[0] in _QUOTE_MARKS and needle[-1] in _QUOTE_MARKS else needle
+    for text in dict.fromkeys((needle, bare or needle)):
+        for row in index.document_rows():
+            doc = index.document(row).document
+            at = doc.text.find(text)
+            while at >= 0 and len(matches) < limit:
+                if not _overlaps(taken, row, at, at + len(text)):
+                    matches.append(QuoteMatch(make_citation(doc, at, at + len(text)), text, "exact", 1.0))
+                    taken.add((row, at, at + len(text)))
+                at = doc.text.find(text, at + 1)
+    needle = bare or needle
+    folded_needle = fold(needle).text
     if folded_needle:
         for row in index.document_rows():
             if len(matches) >= limit:
