@@ -215,3 +215,24 @@ def test_a_question_file_without_questions_is_refused(tmp_path, name, data):
         result = run("batch", label, "-o", str(out), "--index", str(tmp_path))
     assert (result.exit_code, result.output) == (1, f"error: {label}: holds no questions; give one per line (or row)\n")
     assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt", "hint"),
+    [
+        (b"Question;ID\nWhat?;1\n", "csv", "separated by ';': save the file with commas (.csv) or tabs (.tsv)"),
+        (b"question,id\nWhat?,1\n", "tsv", "separated by commas: name the file .csv"),
+        (b"id\tquestion\n1\tWhat?\n", "csv", "separated by tabs: name the file .tsv"),
+        (b"id,text\n1,hi\n", "csv", "add a header row with a question column"),
+    ],
+)
+def test_a_header_without_a_question_column_says_what_to_fix(data, fmt, hint):
+    with pytest.raises(batch.InputError, match="no 'question' column") as caught:
+        list(batch.read_rows(data, fmt, f"q.{fmt}"))
+    assert str(caught.value).endswith(hint)
+
+
+def test_a_jsonl_line_that_is_not_an_object_says_what_to_write():
+    rows = list(batch.read_rows(b'{"question": "Who?"}\n[1, 2]\n{broken\n', "jsonl"))
+    assert rows[1].error == 'line 2 is not a JSON object; write {"question": "..."}'
+    assert rows[2].error.startswith("line 3 is not valid JSON (")

@@ -150,9 +150,15 @@ def _table_rows(data: bytes, delimiter: str, name: str) -> Iterator[Row]:
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     columns = {c.strip().lower(): c for c in reader.fieldnames or []}
     if "question" not in columns:
+        found = ", ".join(reader.fieldnames or []) or "none"
+        other = next((d for d in ";\t," if d != delimiter and any(d in c for c in reader.fieldnames or [])), None)
+        hint = {
+            ";": "the header looks separated by ';': save the file with commas (.csv) or tabs (.tsv)",
+            ",": "the header looks separated by commas: name the file .csv",
+            "\t": "the header looks separated by tabs: name the file .tsv",
+        }.get(other or "", "")
         raise InputError(
-            f"{name}: no 'question' column (found: {', '.join(reader.fieldnames or []) or 'none'}); "
-            "add a header row with a question column"
+            f"{name}: no 'question' column (found: {found}); " + (hint or "add a header row with a question column")
         )
     for n, record in enumerate(reader, 1):
         question = record.get(columns["question"]) or ""
@@ -186,10 +192,11 @@ def _jsonl_rows(data: bytes) -> Iterator[Row]:
             continue
         try:
             record = json.loads(line)
-            if not isinstance(record, dict):
-                raise ValueError("not an object")
         except ValueError as exc:
-            yield Row(str(n), "", error=f"line {n} is not a JSON object ({exc})")
+            yield Row(str(n), "", error=f"line {n} is not valid JSON ({exc})")
+            continue
+        if not isinstance(record, dict):
+            yield Row(str(n), "", error=f'line {n} is not a JSON object; write {{"question": "..."}}')
             continue
         rid = str(record.get("id", n))
         question = record.get("question")

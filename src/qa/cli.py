@@ -353,7 +353,7 @@ def _runner(settings: Settings, workers: int | None, address: str | None) -> Any
     return RayRunner(functools.partial(embedder_for, settings), workers or 2, address)
 
 
-def _print_report(report: BuildReport) -> None:
+def _print_report(report: BuildReport, built: bool = True) -> None:
     for f in report.files:
         if f.status == "skipped":
             echo(f"skipped   {f.error}", one_line=True)
@@ -366,7 +366,7 @@ def _print_report(report: BuildReport) -> None:
         for w in f.warnings:
             echo(f"          warning: {w}", one_line=True)
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("indexed", "unchanged", "skipped") if report.count(s))
-    echo(f"{counts}; {report.embedded_chunks} chunks embedded in {report.seconds:.1f}s")
+    echo(f"{counts}; {report.embedded_chunks} chunks embedded in {report.seconds:.1f}s" if built else counts)
 
 
 @main.command("ask")
@@ -762,7 +762,7 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
     if as_json:
         _emit_json(to_data(reports))
     else:
-        _print_report(BuildReport(tuple(reports)))
+        _print_report(BuildReport(tuple(reports)), built=False)
 
 
 @main.command("eval")
