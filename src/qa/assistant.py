@@ -385,7 +385,7 @@ class Assistant:
                 # use in the corpus folder: it goes again, and the report says why it was not added.
                 for path in dropped:
                     path.unlink(missing_ok=True)
-                    copied.remove(path)
+                copied.clear()  # the others are in the published index now: they stay, whatever follows
                 again = self._update(excluded, [m for m in managed if Path(m) not in dropped], on_progress)
                 gone = {unreadable[str(p)] for p in dropped}
                 told = tuple(
