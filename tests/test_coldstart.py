@@ -103,9 +103,12 @@ def test_onnx_vectors_and_reader_logits_match_torch(built):
 @pytest.mark.slow
 @pytest.mark.precision
 def test_chat_gives_the_torch_paths_answers_without_importing_torch(built):
-    """`qa chat` reads questions from a pipe; through ONNX it imports no torch and answers exactly as torch does."""
+    """`qa chat` reads questions from a pipe; through ONNX it imports no torch and answers exactly as torch does.
+
+    Every other sample question: answerable, off-topic and near-topic ones alike."""
     home, env = built
-    stdin = "\n".join(QUESTIONS) + "\n\n"
+    asked = QUESTIONS[::2]
+    stdin = "\n".join(asked) + "\n\n"
     fast = qa("chat", "--json", env=env, stdin=stdin, importtime=True)
     assert fast.returncode == 0, fast.stderr[-2000:]
     assert not imported(fast.stderr) & set(HEAVY)
@@ -114,7 +117,7 @@ def test_chat_gives_the_torch_paths_answers_without_importing_torch(built):
     assert slow.returncode == 0, slow.stderr
     mine = [json.loads(line) for line in fast.stdout.splitlines()]
     theirs = [json.loads(line) for line in slow.stdout.splitlines()]
-    assert len(mine) == len(theirs) == len(QUESTIONS)
+    assert len(mine) == len(theirs) == len(asked)
     exact = json.loads((home / "built" / "onnx" / "encoder.json").read_text())["precision"] == "fp32"
     for a, b in zip(mine, theirs, strict=True):
         if exact:  # the same numbers: answer, phrase, citations, supporting passages, scores within 0.001

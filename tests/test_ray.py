@@ -64,9 +64,9 @@ def _same_index(a: Path, b: Path) -> None:
 
 @pytest.mark.slow
 def test_two_worker_build_equals_single_process_build(tmp_path: Path) -> None:
-    """Sample corpus + a 200-paragraph SQuAD slice, real model: same chunk ids, vectors, citations.
+    """Sample corpus + a 120-paragraph SQuAD slice, real model: same chunk ids, vectors, citations.
 
-    Batches of 64 chunks give each of the two workers several to embed."""
+    Batches of 32 chunks give each of the two workers several to embed."""
     run_isolated("test_two_worker_build_equals_single_process_build", tmp_path)
     if not IN_NETNS:
         return
@@ -78,15 +78,15 @@ def test_two_worker_build_equals_single_process_build(tmp_path: Path) -> None:
     docs, _ = load_squad(shared_path("datasets", "squad", "dev-v1.1.json"))
     slice_dir = corpus / "squad"
     slice_dir.mkdir()
-    for d in docs[:200]:
+    for d in docs[:120]:
         (slice_dir / f"{d.doc_id}.txt").write_text(f"{d.title}\n\n{d.text}\n")
     from qa.cli import _runner
 
     settings = Settings()
-    Assistant.build(corpus, work / "single", settings=settings, embed_batch=64)
+    Assistant.build(corpus, work / "single", settings=settings, embed_batch=32)
     runner = _runner(settings, 2, None)
     try:
-        Assistant.build(corpus, work / "ray", settings=settings, runner=runner, embed_batch=64)
+        Assistant.build(corpus, work / "ray", settings=settings, runner=runner, embed_batch=32)
     finally:
         runner.close()
     _same_index(work / "single", work / "ray")
