@@ -236,3 +236,10 @@ def test_a_jsonl_line_that_is_not_an_object_says_what_to_write():
     rows = list(batch.read_rows(b'{"question": "Who?"}\n[1, 2]\n{broken\n', "jsonl"))
     assert rows[1].error == 'line 2 is not a JSON object; write {"question": "..."}'
     assert rows[2].error.startswith("line 3 is not valid JSON (")
+
+
+@pytest.mark.parametrize("data", [bytes(range(256)) * 12, "id,question\n1,What?\n".encode("utf-16")])
+def test_a_question_file_that_is_not_utf8_text_is_one_error_not_a_row_each(data):
+    with pytest.raises(batch.InputError) as caught:
+        list(batch.read_rows(data, "csv", "q.csv"))
+    assert str(caught.value) == "q.csv: is not UTF-8 text (a binary file, or another encoding); save it as UTF-8"

@@ -333,3 +333,11 @@ def test_scorer_evaluation_limits_each_split_and_answers_each_question_once(assi
     # Each split's first two: SOSA and France (declined), in both halves.
     for name in results:
         assert (results[name]["answered"], results[name]["snippet_accuracy@1"]) == (0.5, 0.5), name
+
+
+def test_a_question_longer_than_the_readers_window_is_answered(assistant: Assistant):
+    """Up to the 2,000-character limit: the reader cuts such a question to fit its window."""
+    question = ("What does SOSA do, given the arrangement between the two defense departments " * 30)[:1999] + "?"
+    answer = assistant.ask(question)
+    assert len(question) == 2000 and answer.best is not None and "SOSA" in answer.best.text
+    assert assistant.ask_many([question, "What does SOSA do?"])[0] == answer

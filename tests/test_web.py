@@ -129,6 +129,19 @@ def test_unsupported_upload_is_refused_clearly(client, tmp_path):
         client.predict([handle_file(str(bad))], api_name="/upload")
 
 
+def test_an_upload_that_cannot_be_read_says_why_and_leaves_no_copy(client, server, tmp_path):
+    from gradio_client import handle_file
+
+    noise = tmp_path / "noise.txt"
+    noise.write_bytes(bytes(range(256)) * 8)
+    table, note, _ = client.predict([handle_file(str(noise))], api_name="/upload")
+    assert note == "Indexed 0 new or changed file(s); 1 skipped: " + (
+        "noise.txt: looks like a binary file, not text; remove it or give it the right extension; "
+        "not added (its copy was removed again)."
+    )
+    assert "noise.txt" not in [row[0] for row in table["data"]] and not (server["corpus"] / "noise.txt").exists()
+
+
 def test_sources_endpoint_lists_the_ingest_report(client):
     rows = client.predict(api_name="/sources")
     assert any(r[0] == "us-japan-defense-cooperation-2024.txt" and r[5] > 0 for r in rows)

@@ -97,13 +97,16 @@ def read_rows(data: bytes, fmt: str, name: str = "questions") -> Iterator[Row]:
     ``--resume`` know questions by id, so a file that gives two questions one id is refused
     (InputError) before any is answered; so is a file with no question at all.
     """
+    label = "standard input" if name == "-" else name
+    head = data[:8192]
+    if b"\x00" in head or head.decode("utf-8", errors="replace").count("\ufffd") > len(head) / 20:
+        raise InputError(f"{label}: is not UTF-8 text (a binary file, or another encoding); save it as UTF-8")
     if fmt == "txt":
         rows = _txt_rows(data)
     elif fmt in ("csv", "tsv"):
         rows = _table_rows(data, "\t" if fmt == "tsv" else ",", name)
     else:
         rows = _jsonl_rows(data)
-    label = "standard input" if name == "-" else name
     seen: set[str] = set()
     for row in rows:
         if row.id in seen:

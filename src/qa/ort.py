@@ -182,7 +182,7 @@ class OrtReader:
             raise FileNotFoundError(f"{folder}: no reader export")
         self._session = _session(folder / f"{READER}.onnx")
         self._tokenizer = _tokenizer(folder / f"{READER}.tokenizer.json")
-        self._tokenizer.enable_truncation(int(meta["max_length"]), strategy="only_second")
+        self._tokenizer.enable_truncation(int(meta["max_length"]), strategy="longest_first")  # as the torch path
         pad = self._tokenizer.token_to_id("[PAD]")
         # Padded to a multiple of 16 as the torch path pads, so both compute on the same shapes.
         self._tokenizer.enable_padding(pad_id=0 if pad is None else pad, pad_token="[PAD]", pad_to_multiple_of=16)

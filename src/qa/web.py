@@ -23,7 +23,7 @@ from typing import Any, cast
 import gradio as gr
 
 from . import batch, pages
-from .assistant import Assistant
+from .assistant import MAX_QUESTION_CHARS, Assistant
 from .errors import QAError
 from .ingest import PAGE_SEPARATOR
 from .manifest import read_manifest
@@ -410,8 +410,11 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             report = assistant.add(files, on_progress=lambda stage, done, total: progress((done, total), desc=stage))
         except QAError as exc:
             raise _fail(exc) from None
+        skipped = [f.error for f in report.files if f.status == "skipped"]
+        why = "; ".join(skipped[:5]) + (f"; and {len(skipped) - 5} more" if len(skipped) > 5 else "")
         return _sources_update(
-            f"Indexed {report.count('indexed')} new or changed file(s); {report.count('skipped')} skipped."
+            f"Indexed {report.count('indexed')} new or changed file(s); {len(skipped)} skipped"
+            + (f": {md_escape(why)}." if skipped else ".")
         )
 
     def remove(source: str | None) -> tuple[Any, str, Any]:
@@ -452,7 +455,9 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                                 scale=6,
                                 min_width=160,
                                 elem_id="question",
-                                max_length=2000,
+                                # Well above the question limit: a longer paste reaches the app whole
+                                # and gets its message, instead of being cut silently by the browser.
+                                max_length=10 * MAX_QUESTION_CHARS,
                             )
                             ask_button = gr.Button(
                                 "Ask", variant="primary", scale=1, min_width=64, elem_id="ask", interactive=False

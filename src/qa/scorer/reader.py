@@ -141,7 +141,9 @@ def encode(tokenizer: Any, questions: Sequence[str], seconds: Sequence[str]) -> 
         list(seconds),
         padding=True,
         pad_to_multiple_of=16,  # a few shapes: oneDNN compiles kernels per shape
-        truncation="only_second",
+        # The sentence is cut first; a question too long to leave it room (over about 60 tokens)
+        # is cut too, rather than failing: "only_second" raised on such a question.
+        truncation="longest_first",
         max_length=MAX_TOKENS,
         return_offsets_mapping=True,
         return_tensors="pt",
