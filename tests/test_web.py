@@ -142,6 +142,12 @@ def test_an_upload_that_cannot_be_read_says_why_and_leaves_no_copy(client, serve
     assert "noise.txt" not in [row[0] for row in table["data"]] and not (server["corpus"] / "noise.txt").exists()
 
 
+def test_the_question_is_shown_as_typed_not_as_markup(client):
+    history, *_ = client.predict("Is <img src=x> **bold** about SOSA?", [], 1, api_name="/chat")
+    shown = text_of(history[-2])
+    assert "<img" not in shown and "&lt;img src=x&gt;" in shown and "\\*\\*bold\\*\\*" in shown
+
+
 def test_sources_endpoint_lists_the_ingest_report(client):
     rows = client.predict(api_name="/sources")
     assert any(r[0] == "us-japan-defense-cooperation-2024.txt" and r[5] > 0 for r in rows)

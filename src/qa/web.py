@@ -310,7 +310,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             first = choices[0][1] if choices else None
             viewer = passage_html(assistant.cite(first)) if first else ""
         history = list(history or []) + [
-            {"role": "user", "content": answer.question},
+            {"role": "user", "content": md_escape(answer.question)},  # shown as typed, never as markup
             {"role": "assistant", "content": answer_markdown(answer)},
         ]
         return history, gr.update(choices=choices, value=first), viewer, ""
