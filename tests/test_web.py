@@ -67,9 +67,14 @@ def test_follow_up_questions_are_new_questions_in_the_same_chat(client):
 
 
 def test_off_topic_chat_says_not_in_the_sources_with_related_passages(client):
-    history, *_ = client.predict("What is the capital of Australia?", [], 3, api_name="/chat")
+    history, picked, viewer, _ = client.predict("What is the capital of Australia?", [], 3, api_name="/chat")
     reply = text_of(history[-1])
     assert reply.startswith("**Not in the sources.**") and "Related passages" in reply
+    # No related passage is opened as if it answered: the viewer says so until one is picked.
+    assert picked["value"] is None and picked["label"] == "Related passages (the sources do not answer this)"
+    assert "The sources do not answer this question." in viewer and "<mark>" not in viewer
+    history, picked, viewer, _ = client.predict("What does SOSA do?", [], 3, api_name="/chat")
+    assert picked["value"] and picked["label"] == "Citations in the last answer" and "<mark>" in viewer
 
 
 def test_empty_question_is_a_clear_error_not_a_trace(client):

@@ -307,13 +307,15 @@ def build_app(assistant: Assistant) -> gr.Blocks:
             except QAError as exc:
                 raise _fail(exc) from None
             choices = answer_citations(answer)
-            first = choices[0][1] if choices else None
-            viewer = passage_html(assistant.cite(first)) if first else ""
+            # A declined answer's passages are only related: none is opened as if it were the answer.
+            first = choices[0][1] if choices and not answer.abstained else None
+            viewer = passage_html(assistant.cite(first)) if first else (NOT_ANSWERED_VIEW if choices else "")
         history = list(history or []) + [
             {"role": "user", "content": md_escape(answer.question)},  # shown as typed, never as markup
             {"role": "assistant", "content": answer_markdown(answer)},
         ]
-        return history, gr.update(choices=choices, value=first), viewer, ""
+        label = CITES_LABEL if not answer.abstained else "Related passages (the sources do not answer this)"
+        return history, gr.update(choices=choices, value=first, label=label), viewer, ""
 
     def show(citation_id: str | None) -> str:
         if not citation_id:
@@ -465,7 +467,7 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                             clear_button = gr.Button("Clear", scale=1, min_width=64, elem_id="clear")
                         k = gr.Slider(1, 10, value=assistant.settings.snippets, step=1, label="Snippets per answer")
                     with gr.Column(scale=2, min_width=280):
-                        cites = gr.Radio(label="Citations in the last answer", choices=[], elem_id="citations")
+                        cites = gr.Radio(label=CITES_LABEL, choices=[], elem_id="citations")
                         viewer = gr.HTML(elem_id="viewer")
                         marker_pick = gr.Textbox(visible="hidden", elem_id="cite-pick")
                 scroll = "() => window.qaShowLastQuestion && window.qaShowLastQuestion()"
@@ -573,6 +575,11 @@ def _batch_row(rec: dict[str, Any]) -> list[Any]:
 
 
 # Runs in the browser before the call: a cancelled confirmation sends no source, and nothing happens.
+CITES_LABEL = "Citations in the last answer"
+NOT_ANSWERED_VIEW = (
+    '<div class="qa-viewer"><div class="qa-meta">The sources do not answer this question.</div>'
+    "<div>Its related passages are listed above: pick one to see it in its source.</div></div>"
+)
 CONFIRM_REMOVE = (
     "(source) => (source && confirm('Remove ' + source + ' from the index? A file added here is also "
     "deleted from the corpus folder.')) ? source : null"
