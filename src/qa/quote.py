@@ -133,8 +133,9 @@ def find_quote(index: Index, quote: str, limit: int = 20, min_similarity: float 
     matches: list[QuoteMatch] = []
     taken: set[tuple[int, int, int]] = set()
     # A quote pasted with its quotation marks is looked for with them, then without.
-    bare = needle.strip(_QUOTE_MARKS).strip() if needle[0] in _QUOTE_MARKS and needle[-1] in _QUOTE_MARKS else needle
-    for text in dict.fromkeys((needle, bare or needle)):
+    quoted = needle[0] in _QUOTE_MARKS and needle[-1] in _QUOTE_MARKS
+    bare = (needle.strip(_QUOTE_MARKS).strip() if quoted else "") or needle
+    for text in dict.fromkeys((needle, bare)):
         for row in index.document_rows():
             doc = index.document(row).document
             at = doc.text.find(text)
@@ -143,7 +144,7 @@ def find_quote(index: Index, quote: str, limit: int = 20, min_similarity: float 
                     matches.append(QuoteMatch(make_citation(doc, at, at + len(text)), text, "exact", 1.0))
                     taken.add((row, at, at + len(text)))
                 at = doc.text.find(text, at + 1)
-    needle = bare or needle
+    needle = bare
     folded_needle = fold(needle).text
     if folded_needle:
         for row in index.document_rows():

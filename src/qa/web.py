@@ -574,12 +574,13 @@ def _batch_row(rec: dict[str, Any]) -> list[Any]:
     ]
 
 
-# Runs in the browser before the call: a cancelled confirmation sends no source, and nothing happens.
 CITES_LABEL = "Citations in the last answer"
+# The viewer under a declined answer: its related passages are listed, none is opened.
 NOT_ANSWERED_VIEW = (
     '<div class="qa-viewer"><div class="qa-meta">The sources do not answer this question.</div>'
     "<div>Its related passages are listed above: pick one to see it in its source.</div></div>"
 )
+# Runs in the browser before the call: a cancelled confirmation sends no source, and nothing happens.
 CONFIRM_REMOVE = (
     "(source) => (source && confirm('Remove ' + source + ' from the index? A file added here is also "
     "deleted from the corpus folder.')) ? source : null"
