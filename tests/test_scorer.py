@@ -269,6 +269,23 @@ def test_cutting_the_answer_phrase_out_leaves_a_sentence_without_the_answer():
     assert made[0][1]["label"] == 0 and made[0][1]["span"] is None
 
 
+def test_opposed_questions_flip_a_lower_case_word_the_answer_sentence_does_not_hold():
+    import random
+
+    from qa.scorer.train import opposed
+
+    records = [
+        _record("Who was the first king of Mercia?", "Penda was the first king of Mercia.", (0, 5), "Penda"),
+        _record("How long is the Nile?", "The Nile is 6,650 km long.", (12, 20), "6,650 km"),  # "how long": kept
+        _record("Where is West Point?", "West Point is in New York.", (17, 25), "New York"),  # a name: kept
+        _record("What came before or after it?", "It came after the war, not before.", (8, 21), "after the war"),
+    ]
+    made = opposed(records, random.Random(0), 1.0)
+    assert [(q, c["text"]) for q, c in made] == [
+        ("Who was the last king of Mercia?", "Penda was the first king of Mercia."),
+    ]
+
+
 def test_listwise_batches_keep_each_question_with_its_candidates():
     import random
 

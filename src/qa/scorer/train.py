@@ -38,6 +38,7 @@ UNANSWERABLE_REPEATS = 3
 SWAP_SHARE = 0.6
 DELETE_SHARE = 0.0  # answer sentences read with their answer phrase cut out (tried: no better, see the README)
 NEGATE_SHARE = 0.5  # questions negated ("was" -> "wasn't") and read with their answer sentence
+ANTONYM_SHARE = 0.0  # questions with a word turned to its opposite ("first" -> "last"), read with their answer sentence
 LISTWISE = 1.0  # weight of the loss over each question's candidates and "no answer" (see _listwise_loss)
 Row = tuple[str, str, int, int, int, int, int]
 CONTEXT = (0, 0)  # characters of the sentences before and after read with each (none: measured no better)
@@ -99,6 +100,7 @@ def examples(
     delete_share: float = DELETE_SHARE,
     negate_share: float = NEGATE_SHARE,
     unanswerable_repeats: int = UNANSWERABLE_REPEATS,
+    antonym_share: float = ANTONYM_SHARE,
 ) -> list[Row]:
     """(question, second segment, label, span start, span end, offset, group) rows for the reader;
     a group is one question read with its candidates (a made-up question is a group of one).
@@ -134,6 +136,8 @@ def examples(
         made += deleted(train, random.Random(SEED + 1), delete_share)
     if negate_share:
         made += negated(train, random.Random(SEED + 2), negate_share)
+    if antonym_share:
+        made += opposed(train, random.Random(SEED + 3), antonym_share)
     for question, c in made:
         second, at = segment(c, context)
         out.append((question, second, 0, -1, -1, at, len(groups)))
@@ -189,6 +193,48 @@ def negated(train: list[dict], rng: random.Random, share: float) -> list[tuple[s
         neg = _NEGATIVE.get(word.lower(), f"{word.lower()}n't")
         neg = neg[0].upper() + neg[1:] if word[0].isupper() else neg
         out.append((r["question"][: m.start()] + neg + r["question"][m.end() :], pos[0]))
+    return out
+
+
+_PAIRS = (
+    "first last, largest smallest, biggest smallest, greatest smallest, most least, highest lowest, "
+    "earliest latest, before after, increase decrease, increased decreased, increases decreases, "
+    "rise fall, rose fell, north south, east west, northern southern, eastern western, older younger, "
+    "oldest youngest, longest shortest, major minor, maximum minimum, above below, win lose, won lost, "
+    "wins loses, more less, larger smaller, bigger smaller, higher lower, best worst, better worse, "
+    "early late, positive negative, public private, male female, ancient modern, strong weak, "
+    "strongest weakest, successful unsuccessful, legal illegal, import export, imported exported, "
+    "buy sell, bought sold, upper lower, internal external, common rare, popular unpopular, rich poor, "
+    "same different, possible impossible, support oppose, supported opposed, include exclude, "
+    "success failure, victory defeat, domestic foreign, urban rural, primary secondary, majority minority, "
+    "inner outer, beginning end, start end, started ended, top bottom, cheap expensive, large small, "
+    "big small, high low, young old, allowed forbidden, accepted rejected, wealthy poor, heaviest lightest"
+)
+_OPPOSITE: dict[str, str] = {}
+for _pair in _PAIRS.split(", "):
+    _a, _b = _pair.split()
+    _OPPOSITE.setdefault(_a, _b)
+    _OPPOSITE.setdefault(_b, _a)
+_OPPOSABLE = re.compile(r"(?<!\bhow )\b(" + "|".join(sorted(_OPPOSITE, key=len, reverse=True)) + r")\b")
+
+
+def opposed(train: list[dict], rng: random.Random, share: float) -> list[tuple[str, dict]]:
+    """Answerable questions with a word turned to its opposite ("the first" -> "the last", "after"
+    -> "before"), read with their answer sentence, which does not hold the opposite: the sentence
+    answers the question asked, not this one. Only lower-case words, so names ("New York", "West
+    Germany") stay, and not after "how" ("how long", "how old" ask for a length, not a side)."""
+    out = []
+    for r in train:
+        pos = [c for c in r["candidates"] if c["label"] == 1]
+        if not r["answerable"] or not pos or rng.random() > share:
+            continue
+        sentence = pos[0]["text"].lower()
+        found = [
+            m for m in _OPPOSABLE.finditer(r["question"]) if not re.search(rf"\b{_OPPOSITE[m.group(1)]}\b", sentence)
+        ]
+        if found:
+            m = rng.choice(found)
+            out.append((r["question"][: m.start()] + _OPPOSITE[m.group(1)] + r["question"][m.end() :], pos[0]))
     return out
 
 
@@ -556,7 +602,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    global _BASE
+    global _BASE, SEED
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--du2017", type=Path, help="candidates collected from train-du2017.json")
     ap.add_argument("--v2", type=Path, help="candidates collected from the v2 half's articles 0-7")
@@ -571,6 +617,12 @@ def main() -> None:
     ap.add_argument(
         "--listwise", type=float, default=LISTWISE, help="weight of the listwise loss over each question's candidates"
     )
+    ap.add_argument(
+        "--antonym-share",
+        type=float,
+        default=ANTONYM_SHARE,
+        help="share of questions with a word turned to its opposite",
+    )
     ap.add_argument("--unanswerable-repeats", type=int, default=UNANSWERABLE_REPEATS)
     ap.add_argument("--read", type=int, default=6, help="candidates the reader reads per question")
     ap.add_argument(
@@ -583,6 +635,9 @@ def main() -> None:
     )
     ap.add_argument(
         "--no-null-span", action="store_true", help="train without the no-answer head (as the first readers were)"
+    )
+    ap.add_argument(
+        "--seed", type=int, default=SEED, help="seed of every random choice (another one: a rerun's spread)"
     )
     ap.add_argument("--base", type=Path, help="a copy of all-MiniLM-L6-v2's folder (default: the installed one)")
     ap.add_argument("--prepare", type=Path, help="write the prepared training data (.xz) here and stop")
@@ -597,7 +652,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.prepared and not (args.du2017 and args.v2):
         ap.error("give --du2017 and --v2 (from qa.scorer.collect), or --prepared")
-    _BASE = args.base
+    _BASE, SEED = args.base, args.seed
     context = (args.context[0], args.context[1])
     started = time.perf_counter()
 
@@ -630,7 +685,14 @@ def main() -> None:
         log(f"recalibrated; reader threshold {cal_reader['threshold']}, cheap weight {cal_reader['cheap_weight']}")
         return
     rows = examples(
-        train, rng, context, args.swap_share, args.delete_share, args.negate_share, args.unanswerable_repeats
+        train,
+        rng,
+        context,
+        args.swap_share,
+        args.delete_share,
+        args.negate_share,
+        args.unanswerable_repeats,
+        args.antonym_share,
     )
     if args.limit:
         rows = rng.sample(rows, args.limit)
@@ -660,6 +722,7 @@ def main() -> None:
             "swap_share": args.swap_share,
             "delete_share": args.delete_share,
             "negate_share": args.negate_share,
+            "antonym_share": args.antonym_share,
             "unanswerable_repeats": args.unanswerable_repeats,
         },
         "listwise": args.listwise,
