@@ -358,3 +358,89 @@ def test_a_question_longer_than_the_readers_window_is_answered(assistant: Assist
     answer = assistant.ask(question)
     assert len(question) == 2000 and answer.best is not None and "SOSA" in answer.best.text
     assert assistant.ask_many([question, "What does SOSA do?"])[0] == answer
+
+
+def _hotpot_items() -> list[dict]:
+    """Two HotpotQA-style questions (original layout) sharing one paragraph."""
+    film = ["Harbour Lights is a 1952 drama film.", " It was directed by Ana Duarte."]
+    duarte = ["Ana Duarte was a Portuguese film director.", " She was born in Lisbon in 1911."]
+    tram = ["The Lisbon tram network opened in 1873.", " Its yellow cars climb the steep hills."]
+    return [
+        {
+            "question": "Where was the director of Harbour Lights born?",
+            "answer": "Lisbon",
+            "supporting_facts": [["Harbour Lights", 1], ["Ana Duarte", 1]],
+            "context": [["Harbour Lights", film], ["Ana Duarte", duarte], ["Lisbon tram", tram]],
+        },
+        {
+            "question": "Is the Lisbon tram older than Harbour Lights?",
+            "answer": "yes",
+            "supporting_facts": [["Lisbon tram", 0], ["Harbour Lights", 0]],
+            "context": [["Lisbon tram", tram], ["Harbour Lights", film]],
+        },
+    ]
+
+
+def test_hotpot_supporting_sentences_load_at_their_offsets_in_either_layout(tmp_path: Path):
+    from qa.evaluate import is_hotpot, load_hotpot
+
+    items = _hotpot_items()
+    hugging_face = [
+        {
+            **item,
+            "supporting_facts": {
+                "title": [t for t, _ in item["supporting_facts"]],
+                "sent_id": [i for _, i in item["supporting_facts"]],
+            },
+            "context": {"title": [t for t, _ in item["context"]], "sentences": [s for _, s in item["context"]]},
+        }
+        for item in items
+    ]
+    loaded = []
+    for name, data in (("original.json", items), ("hf.json", hugging_face)):
+        (tmp_path / name).write_text(json.dumps(data))
+        assert is_hotpot(tmp_path / name)
+        loaded.append(load_hotpot(tmp_path / name))
+    assert loaded[0] == loaded[1]
+    docs, questions = loaded[0]
+    assert len(docs) == 3  # the shared paragraphs are one source each
+    text = {d.doc_id: d.text for d in docs}
+    assert [text[d][a:b] for d, a, b in questions[0].support] == [
+        "It was directed by Ana Duarte.",
+        "She was born in Lisbon in 1911.",
+    ]
+    assert [text[d][a:b] for d, a, b in questions[1].support] == [
+        "The Lisbon tram network opened in 1873.",
+        "Harbour Lights is a 1952 drama film.",
+    ]
+    squad = ROOT / "tests" / "data" / "seed_questions.json"
+    assert not is_hotpot(squad)
+
+
+def test_hotpot_scores_read_what_the_snippets_show():
+    from qa.evaluate import MultiHop, score_multihop
+    from qa.types import Answer, Citation, Snippet
+
+    def snip(doc: str, start: int, end: int, text: str = "...") -> Snippet:
+        return Snippet(text, Citation(f"{doc}:{start}-{end}", doc, start, end), 0.5)
+
+    bridge = MultiHop("Where was the director born?", "Lisbon", (("film", 36, 66), ("duarte", 43, 74)))
+    yes_no = MultiHop("Is the tram older?", "yes", (("tram", 0, 39), ("film", 0, 36)))
+    top = snip("duarte", 43, 74, "She was born in Lisbon in 1911.")
+    answered = Answer(
+        bridge.text, (top, snip("film", 30, 40)), False, confidence=0.8, phrase=snip("duarte", 59, 65, "Lisbon")
+    )
+    declined = Answer(yes_no.text, (), True, "weak", (snip("film", 0, 10), snip("duarte", 0, 20)), 0.1)
+    m = score_multihop([answered, declined], [bridge, yes_no], lambda s: s.citation.source)
+    # Both shown snippets of the first meet its supporting sentences (of both articles); the second
+    # was declined: its related passages are read, the first meets a supporting sentence, the tram's
+    # never shows. Only the first has a span answer, held by its top snippet, phrase exact.
+    assert m == {
+        "questions": 2,
+        "answered": 0.5,
+        "top_is_support": 1.0,
+        "both_articles_shown": 0.5,
+        "top_holds_answer": 1.0,
+        "right_when_answered": 1.0,
+        "phrase_f1": 1.0,
+    }

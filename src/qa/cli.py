@@ -771,7 +771,7 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     default="../shared/datasets/squad/dev-v1.1.json",
     show_default=True,
-    help="SQuAD v1.1 dev JSON.",
+    help="SQuAD v1.1 dev JSON; a SQuAD v2.0 file (abstention) or HotpotQA JSON (two-article questions).",
 )
 @click.option(
     "--work",
@@ -812,7 +812,8 @@ def eval_command(
 ) -> None:
     """Open retrieval and answers on SQuAD: v1.1 dev (retrieval modes and answer scorers side by side)
     or, for a SQuAD v2.0 file, abstention (unanswerable declined, answerable answered and right, and
-    declined at fixed answered shares with the AUC)."""
+    declined at fixed answered shares with the AUC), or for HotpotQA, whether the snippets shown are
+    its supporting sentences, from both of its articles."""
     from . import evaluate
 
     changes = {
@@ -824,7 +825,9 @@ def eval_command(
         if kind not in SCORERS:
             raise InputError(f"scorer {kind!r} is not one of {', '.join(SCORERS)}")
     work.mkdir(parents=True, exist_ok=True)
-    if evaluate.has_unanswerable(data):
+    if evaluate.is_hotpot(data):
+        results = evaluate.evaluate_multihop(data, work, settings, kinds or ("reader",), limit)
+    elif evaluate.has_unanswerable(data):
         results = evaluate.evaluate_abstention(data, work, settings, kinds or ("reader",), limit)
     else:
         assistant, questions, vectors = evaluate.prepare(data, work, settings)

@@ -267,15 +267,15 @@ def load_all(path: Path) -> tuple[list[Document], list[Any]]:
         raise InputError(f"{path}: not a readable SQuAD JSON file ({exc})") from None
 
 
-def judged(assistant: Assistant, texts: list[str], vectors: np.ndarray, group: int = 256) -> list[Any]:
-    """Answers to ``texts`` (already embedded), k=1, through the assistant's scorer."""
+def judged(assistant: Assistant, texts: list[str], vectors: np.ndarray, group: int = 256, k: int = 1) -> list[Any]:
+    """Answers to ``texts`` (already embedded), ``k`` snippets each, through the assistant's scorer."""
     from .retrieve import dense_candidates
 
     out: list[Any] = []
     for at in range(0, len(texts), group):
         v = vectors[at : at + group]
         dense = dense_candidates(assistant.index, v, assistant.settings)
-        out += assistant._answers(assistant.index, texts[at : at + group], v, 1, list(dense))
+        out += assistant._answers(assistant.index, texts[at : at + group], v, k, list(dense))
     return out
 
 
@@ -446,5 +446,117 @@ def evaluate_abstention(
                 "right_when_answered": m["right_when_answered"],
                 "phrase_f1": m["phrase_f1"],
             }
+    assistant.close()
+    return results
+
+
+@dataclass(frozen=True)
+class MultiHop:
+    """A HotpotQA question: its answer, and the sentences that support it as (doc_id, start, end)."""
+
+    text: str
+    answer: str
+    support: tuple[tuple[str, int, int], ...]
+
+
+def is_hotpot(path: Path) -> bool:
+    """Whether ``path`` is HotpotQA JSON (a list of questions with ``supporting_facts``), not SQuAD."""
+    text = Path(path).read_text(encoding="utf-8")
+    return text.lstrip().startswith("[") and '"supporting_facts"' in text
+
+
+def load_hotpot(path: Path) -> tuple[list[Document], list[MultiHop]]:
+    """HotpotQA (distractor setting, either the original or the Hugging Face layout) -> one Document
+    per distinct paragraph, titled by its article, and every question with its supporting sentences'
+    character spans in those documents."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+        docs: dict[str, Document] = {}
+        questions = []
+        for item in data:
+            context, facts = item["context"], item["supporting_facts"]
+            if isinstance(context, dict):  # Hugging Face: {"title": [...], "sentences": [[...], ...]}
+                context = list(zip(context["title"], context["sentences"], strict=True))
+                facts = list(zip(facts["title"], facts["sent_id"], strict=True))
+            spans: dict[tuple[str, int], tuple[str, int, int]] = {}
+            for title, sentences in context:
+                text = "".join(sentences)
+                doc_id = hashlib.sha256(f"{title}\0{text}".encode()).hexdigest()[:16]
+                docs.setdefault(doc_id, Document(doc_id, f"{title}/{doc_id[:6]}", title, text, "txt"))
+                at = 0
+                for i, sentence in enumerate(sentences):
+                    lead = len(sentence) - len(sentence.lstrip())
+                    spans[(title, i)] = (doc_id, at + lead, at + len(sentence.rstrip()))
+                    at += len(sentence)
+            support = tuple(spans[(t, i)] for t, i in facts if (t, i) in spans)
+            questions.append(MultiHop(item["question"], item["answer"], support))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{path}: not a readable HotpotQA JSON file ({exc})") from None
+    return list(docs.values()), questions
+
+
+def score_multihop(answers: list[Any], questions: list[MultiHop], doc_of: Callable[[Any], str]) -> dict[str, Any]:
+    """How the shown snippets (the answer and its support, or the related passages of an abstention)
+    meet each question's supporting sentences: the top one is a supporting sentence; the shown ones
+    cover supporting sentences of both of its articles; for the questions answered by a span (not
+    yes/no), the top one holds the answer (ignoring case), and the exact phrase's F1. ``doc_of``
+    gives the doc_id of a snippet's source."""
+    n = max(1, len(answers))
+    top_support = both = holds = spans = f1 = phrased = right = 0.0
+    for a, q in zip(answers, questions, strict=True):
+        shown = a.snippets or a.related
+        met = []  # per snippet shown: the supporting articles it overlaps
+        for snip in shown:
+            doc_id, c = doc_of(snip), snip.citation
+            met.append({d for d, lo, hi in q.support if d == doc_id and c.start < hi and c.end > lo})
+        top_support += bool(met and met[0])
+        both += bool(met) and set().union(*met) >= {d for d, _, _ in q.support}
+        if q.answer.lower() in ("yes", "no"):
+            continue
+        spans += 1
+        ok = bool(shown) and q.answer.lower() in shown[0].text.lower()
+        holds += ok
+        if not a.abstained:
+            phrased += 1
+            right += ok
+            f1 += phrase_scores(a.phrase.text if a.phrase is not None else a.best.text, (q.answer,))[1]
+    return {
+        "questions": len(answers),
+        "answered": round(sum(not a.abstained for a in answers) / n, 4),
+        "top_is_support": round(top_support / n, 4),
+        "both_articles_shown": round(both / n, 4),
+        "top_holds_answer": round(holds / max(1, spans), 4),
+        "right_when_answered": round(right / max(1, phrased), 4),
+        "phrase_f1": round(f1 / max(1, phrased), 4),
+    }
+
+
+def evaluate_multihop(
+    data: Path, work: Path, settings: Settings, scorers: tuple[str, ...], limit: int | None = None, k: int = 3
+) -> dict[str, dict[str, dict[str, Any]]]:
+    """HotpotQA: every paragraph of every question as one corpus, each question asked with ``k``
+    snippets; nothing in ``qa`` was trained or tuned on it, so it shows how the scorer does on
+    questions unlike SQuAD's (two articles, a bridge entity between them)."""
+    docs, questions = load_hotpot(data)
+    questions = questions[:limit] if limit else questions
+    embedder = embedder_for(settings)
+    tag = hashlib.sha256(json.dumps([str(data), settings.model, settings.index_fields()]).encode()).hexdigest()[:10]
+    index_dir = work / f"hotpot-index-{tag}"
+    build_index(index_dir, [], settings, embedder, documents=docs, progress=True)
+    assistant = Assistant.open(index_dir, settings=settings, embedder=embedder)
+    vectors = embedder.embed([q.text for q in questions])
+    index = assistant.index
+
+    def doc_of(snippet: Any) -> str:
+        return str(index.document(row_of_citation(index, snippet.citation.id)).document.doc_id)
+
+    results: dict[str, dict[str, dict[str, Any]]] = {}
+    for kind in scorers:
+        assistant.settings = settings.but(scorer=kind)
+        started = time.perf_counter()
+        answers = judged(assistant, [q.text for q in questions], vectors, k=k)
+        m = score_multihop(answers, questions, doc_of)
+        m["ms_per_question"] = round(1000 * (time.perf_counter() - started) / max(1, len(questions)), 2)
+        results[f"scorer {kind}"] = {"all": m}
     assistant.close()
     return results
