@@ -407,6 +407,18 @@ def trade_off(confidence: Any, answerable: Any, rates: tuple[float, ...] = (0.90
     return " | ".join(parts) + f"; AUC {auc:.3f}"
 
 
+def open_corpus(
+    name: str, data: Path, docs: list[Document], questions: list[str], work: Path, settings: Settings
+) -> tuple[Assistant, np.ndarray]:
+    """Build (or reuse) the index of ``docs`` in ``work``, named by the data file and the settings,
+    and embed ``questions``."""
+    embedder = embedder_for(settings)
+    tag = hashlib.sha256(json.dumps([str(data), settings.model, settings.index_fields()]).encode()).hexdigest()[:10]
+    index_dir = work / f"{name}-index-{tag}"
+    build_index(index_dir, [], settings, embedder, documents=docs, progress=True)
+    return Assistant.open(index_dir, settings=settings, embedder=embedder), embedder.embed(questions)
+
+
 def evaluate_abstention(
     data: Path, work: Path, settings: Settings, scorers: tuple[str, ...], limit: int | None = None
 ) -> dict[str, dict[str, dict[str, Any]]]:
@@ -415,12 +427,7 @@ def evaluate_abstention(
     Reported on articles 8-15: the scorer's training and calibration read only articles 0-7.
     """
     docs, questions = load_all(data)
-    embedder = embedder_for(settings)
-    tag = hashlib.sha256(json.dumps([str(data), settings.model, settings.index_fields()]).encode()).hexdigest()[:10]
-    index_dir = work / f"squad2-index-{tag}"
-    build_index(index_dir, [], settings, embedder, documents=docs, progress=True)
-    assistant = Assistant.open(index_dir, settings=settings, embedder=embedder)
-    vectors = embedder.embed([q.text for q in questions])
+    assistant, vectors = open_corpus("squad2", data, docs, [q.text for q in questions], work, settings)
     results: dict[str, dict[str, dict[str, Any]]] = {}
     for kind in scorers:
         assistant.settings = settings.but(scorer=kind)
@@ -539,12 +546,7 @@ def evaluate_multihop(
     questions unlike SQuAD's (two articles, a bridge entity between them)."""
     docs, questions = load_hotpot(data)
     questions = questions[:limit] if limit else questions
-    embedder = embedder_for(settings)
-    tag = hashlib.sha256(json.dumps([str(data), settings.model, settings.index_fields()]).encode()).hexdigest()[:10]
-    index_dir = work / f"hotpot-index-{tag}"
-    build_index(index_dir, [], settings, embedder, documents=docs, progress=True)
-    assistant = Assistant.open(index_dir, settings=settings, embedder=embedder)
-    vectors = embedder.embed([q.text for q in questions])
+    assistant, vectors = open_corpus("hotpot", data, docs, [q.text for q in questions], work, settings)
     index = assistant.index
 
     def doc_of(snippet: Any) -> str:
