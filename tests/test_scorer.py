@@ -144,6 +144,9 @@ def test_scorer_none_keeps_the_similarity_answer(assistant: Assistant):
         answer = assistant.ask("What does SOSA do?")
         assert answer.scorer == "none" and answer.phrase is None
         assert "SOSA looks to increase paths of acquisition" in answer.best.text
+        assert answer.best.score == answer.confidence  # one number, on the answer line and its own
+        supporting = [s.score for s in answer.snippets[1:]]
+        assert supporting and all(x <= answer.confidence for x in supporting)
     finally:
         assistant.settings = before
 

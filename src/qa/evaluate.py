@@ -370,7 +370,7 @@ def evaluate_scorers(
 
 def reliability(answers: list[Any], questions: list[Any]) -> str:
     """How often the top sentence was right at each confidence: "0.0-0.2: 0.05 (n=1200) | ..."."""
-    edges = (0.0, 0.2, 0.4, 0.6, 0.8, 1.01)
+    edges = (0.0, 0.2, 0.4, 0.6, 0.8, float("inf"))  # the last takes scores above 1 (--scorer none)
     parts = []
     for lo, hi in itertools.pairwise(edges):
         hits = [
@@ -381,7 +381,8 @@ def reliability(answers: list[Any], questions: list[Any]) -> str:
             if lo <= a.confidence < hi
         ]
         if hits:
-            parts.append(f"{lo:.1f}-{min(hi, 1.0):.1f}: {sum(hits) / len(hits):.2f} (n={len(hits)})")
+            upper = f"{hi:.1f}" if hi < 1 else ("1.0" if max(a.confidence for a in answers) <= 1 else "")
+            parts.append(f"{lo:.1f}-{upper}: {sum(hits) / len(hits):.2f} (n={len(hits)})")
     return " | ".join(parts)
 
 

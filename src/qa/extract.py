@@ -103,22 +103,24 @@ def answer(index: Index, question: str, hits: list[Hit], scored: list[Scored], s
     best = scored[0]
     confidence = confidence_of(best)
     if confidence < settings.abstain_below:
-        related = tuple(_snippet(index, s.doc, s.start, s.end, s.score) for s in _distinct(scored, k))
+        related = tuple(_snippet(index, s.doc, s.start, s.end, confidence_of(s)) for s in _distinct(scored, k))
         reason = (
             f"the closest passage is too weak a match "
             f"(confidence {confidence:.2f}, below the {settings.abstain_below:.2f} needed)"
         )
-        return Answer(question, (), True, reason, related, confidence)
+        return Answer(question, (), True, reason, related, round(confidence, 4))
     run = _answer_run(scored)
     used = {s.sentence for s in run}
     rest = _distinct([s for s in scored if s.sentence not in used], k - 1)
-    snippets = [_snippet(index, best.doc, run[0].start, run[-1].end, best.score)]
-    snippets += [_snippet(index, s.doc, s.start, s.end, s.score) for s in rest]
-    return Answer(question, tuple(snippets), False, "", (), confidence)
+    # Each snippet shows its own confidence, on the answer's scale: the answer's is the Answer's.
+    snippets = [_snippet(index, best.doc, run[0].start, run[-1].end, confidence)]
+    snippets += [_snippet(index, s.doc, s.start, s.end, confidence_of(s)) for s in rest]
+    return Answer(question, tuple(snippets), False, "", (), round(confidence, 4))
 
 
 def confidence_of(best: Scored) -> float:
-    """How sure the answer is: the best sentence's similarity plus half its word coverage."""
+    """How sure the answer is: the best sentence's similarity plus half its word coverage (0 to 1.5:
+    a score, not a probability; the answer scorers give calibrated ones)."""
     return best.dense + 0.5 * best.coverage
 
 
