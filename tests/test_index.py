@@ -162,6 +162,21 @@ def test_a_damaged_index_says_how_to_rebuild(corpus, tmp_path, damage):
         Index.open(tmp_path / "index")
 
 
+def test_a_damaged_current_names_the_folders_to_rebuild_from_and_that_rebuild_works(corpus, tmp_path):
+    """CURRENT no longer says which manifest is in use: the hint names the folders the newest
+    generation was built from, since `qa index --rebuild` alone cannot find them."""
+    import shlex
+
+    build_fake(corpus, tmp_path / "index")
+    (tmp_path / "index" / "CURRENT").write_text("garbage")
+    with pytest.raises(IndexFolderError) as caught:
+        Index.open(tmp_path / "index")
+    command = str(caught.value).split("`")[1]
+    assert command == f"qa index {shlex.quote(str(corpus))} --rebuild --index {shlex.quote(str(tmp_path / 'index'))}"
+    build_fake(corpus, tmp_path / "index")  # what that command builds
+    assert Index.open(tmp_path / "index", model=HashEmbedder().name).chunk_count > 0
+
+
 def test_a_second_builder_fails_clearly_while_the_first_holds_the_lock(corpus, tmp_path):
     with build_lock(tmp_path / "index"), pytest.raises(IndexLockedError, match="another build is writing"):
         build_fake(corpus, tmp_path / "index")

@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import os
+import shlex
 import shutil
 import sqlite3
 import time
@@ -44,8 +46,24 @@ LOCK = ".lock"
 
 
 def rebuild_hint(index_dir: Path) -> str:
-    """What to run to rebuild ``index_dir`` from the folders its manifest names."""
-    return f"rebuild it with `qa index --rebuild --index {index_dir}`"
+    """What to run to rebuild ``index_dir``: from the folders its manifest names, or, when CURRENT
+    cannot say which manifest that is, the folders the newest readable generation names."""
+    try:
+        gen = current_generation(index_dir, hint=False)
+        if gen is not None and json.loads((gen / MANIFEST).read_text(encoding="utf-8")).get("roots"):
+            return f"rebuild it with `qa index --rebuild --index {index_dir}`"
+    except (IndexFolderError, OSError, ValueError, AttributeError):
+        pass
+    roots: list[str] = []
+    for gen in sorted(index_dir.glob("gen-*"), reverse=True):
+        try:
+            roots = [str(r) for r in json.loads((gen / MANIFEST).read_text(encoding="utf-8"))["roots"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if roots:
+            break
+    folders = " ".join(shlex.quote(r) for r in roots) if roots else "FOLDER..."
+    return f"rebuild it with `qa index {folders} --rebuild --index {shlex.quote(str(index_dir))}`"
 
 
 def _oserror(index_dir: Path, exc: Exception, doing: str) -> IndexFolderError:
@@ -95,18 +113,20 @@ def build_lock(index_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def current_generation(index_dir: Path) -> Path | None:
+def current_generation(index_dir: Path, hint: bool = True) -> Path | None:
     """The generation folder CURRENT names, or None when there is no index yet."""
     try:
         name = (index_dir / CURRENT).read_text().strip()
     except FileNotFoundError:
         return None
     except OSError as exc:
-        raise IndexFolderError(
-            f"{index_dir}: cannot read {CURRENT} ({exc.strerror}); {rebuild_hint(index_dir)}"
-        ) from None
+        fix = f"; {rebuild_hint(index_dir)}" if hint else ""
+        raise IndexFolderError(f"{index_dir}: cannot read {CURRENT} ({exc.strerror}){fix}") from None
+    except UnicodeDecodeError:
+        name = "(not text)"
     if not name.startswith("gen-") or "/" in name:
-        raise IndexFolderError(f"{index_dir}/{CURRENT} is damaged (names {name[:40]!r}); {rebuild_hint(index_dir)}")
+        fix = f"; {rebuild_hint(index_dir)}" if hint else ""
+        raise IndexFolderError(f"{index_dir}/{CURRENT} is damaged (names {name[:40]!r}){fix}")
     return index_dir / name
 
 
