@@ -197,6 +197,15 @@ def test_server_listens_on_localhost_only_by_default(server):
     assert hosts and all(h.is_loopback for h in hosts), hosts
 
 
+def test_a_port_in_use_is_one_clear_error(server):
+    from qa.errors import InputError
+    from qa.web import build_app, launch
+
+    port = int(server["url"].rsplit(":", 1)[1].strip("/"))  # the fixture's server holds it
+    with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1 at port {port} .*pick another port"):
+        launch(build_app(server["assistant"]), port=port, block=False)
+
+
 def test_uploads_over_the_size_limit_are_refused(server, tmp_path):
     from gradio_client import Client, handle_file
 

@@ -686,7 +686,7 @@ def serve_command(
             raise InputError("--auth must look like USER:PASSWORD, both parts non-empty")
         login = (user, password)
     assistant = ready_assistant(index_dir, corpus, update=update, say=lambda m: echo(m, err=True))
-    echo(f"serving {index_dir} on http://{host}:{port or 7860} (Ctrl-C to stop)", err=True)
+    echo(f"starting the UI for {index_dir} on http://{host}:{port or 7860} (Ctrl-C to stop)", err=True)
     launch(
         build_app(assistant), host=host, port=port, auth=login, share=share, max_file_mb=assistant.settings.max_file_mb
     )

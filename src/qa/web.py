@@ -24,7 +24,7 @@ import gradio as gr
 
 from . import batch, pages
 from .assistant import MAX_QUESTION_CHARS, Assistant
-from .errors import QAError
+from .errors import InputError, QAError
 from .ingest import PAGE_SEPARATOR
 from .manifest import read_manifest
 from .settings import DEFAULT_CORPUS
@@ -640,17 +640,24 @@ def launch(
     css = [ASSETS / "style.css"] if (ASSETS / "style.css").exists() else None
     script = Path(__file__).with_name("web.js").read_text(encoding="utf-8")
     demo.queue(default_concurrency_limit=2)
-    demo.launch(
-        server_name=host,
-        server_port=port,
-        auth=auth,
-        share=share,
-        css_paths=css,
-        js=script,
-        prevent_thread_lock=not block,
-        max_file_size=f"{max(1, round(max_file_mb * 1000))}kb",
-        quiet=not block,
-        footer_links=["api"],
-        theme=gr.themes.Soft(),
-    )
+    try:
+        demo.launch(
+            server_name=host,
+            server_port=port,
+            auth=auth,
+            share=share,
+            css_paths=css,
+            js=script,
+            prevent_thread_lock=not block,
+            max_file_size=f"{max(1, round(max_file_mb * 1000))}kb",
+            quiet=not block,
+            footer_links=["api"],
+            theme=gr.themes.Soft(),
+        )
+    except OSError as exc:  # Gradio: "Cannot find empty port in range ..."; the OS: cannot bind the address
+        where = f"port {port}" if port else "a free port from 7860 to 7959"
+        raise InputError(
+            f"cannot listen on {host} at {where} ({' '.join(str(exc).split('. ')[0].split())}); "
+            "pick another port with --port (or QA_PORT), or stop what is using it"
+        ) from None
     return demo
