@@ -134,6 +134,27 @@ def test_resume_skips_answered_ids_and_repairs_a_torn_last_row(seed_index, files
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "then"), [("a.jsonl", "run again with --resume"), ("a.md", "run again to answer them all")]
+)
+def test_an_interrupted_batch_says_once_how_to_go_on_in_its_format(
+    seed_index, files, tmp_path, monkeypatch, name, then
+):
+    """Ctrl-C mid-run: the rows so far stay, and the one line says what to do; --resume only where
+    it works (it reads .jsonl and .csv back, not Markdown)."""
+    answered = []
+
+    def interrupted(assistant, rows, writer, **kwargs):  # type: ignore[no-untyped-def]
+        answered.append(rows[0].id)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(batch, "run", interrupted)
+    result = run("batch", str(files["txt"]), "-o", str(tmp_path / name), "--index", str(seed_index))
+    assert answered == ["1"] and result.exit_code == 130
+    assert result.output == f"interrupted: the rows answered so far are in {tmp_path / name}; {then}\n"
+
+
+@pytest.mark.slow
 def test_csv_without_a_question_column_is_a_clear_error(seed_index, tmp_path):
     path = tmp_path / "q.csv"
     path.write_text("id,text\n1,hello\n")
@@ -203,7 +224,10 @@ def test_two_questions_with_one_id_are_refused_before_any_is_answered(tmp_path):
     assert [r.id for r in batch.read_rows(b"id,question\na1,Who?\n,What?\n", "csv")] == ["a1", "2"]
 
 
-@pytest.mark.parametrize(("name", "data"), [("q.txt", b""), ("q.csv", b"id,question\n"), ("-", b"")])
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [("q.txt", b""), ("q.txt", b"\n  \n\n"), ("q.csv", b"id,question\n"), ("q.jsonl", b"\n\n"), ("-", b"")],
+)
 def test_a_question_file_without_questions_is_refused(tmp_path, name, data):
     out = tmp_path / "a.jsonl"
     if name == "-":

@@ -108,7 +108,9 @@ def read_rows(data: bytes, fmt: str, name: str = "questions") -> Iterator[Row]:
     else:
         rows = _jsonl_rows(data)
     seen: set[str] = set()
+    asked = False  # a row other than a blank line: a question, or a line that cannot be one
     for row in rows:
+        asked = asked or not (row.error or "").endswith(" is empty")
         if row.id in seen:
             raise InputError(
                 f"{label}: two questions have the id {row.id!r} (one without an id takes its line number); "
@@ -116,7 +118,7 @@ def read_rows(data: bytes, fmt: str, name: str = "questions") -> Iterator[Row]:
             )
         seen.add(row.id)
         yield row
-    if not seen:
+    if not asked:
         raise InputError(f"{label}: holds no questions; give one per line (or row)")
 
 

@@ -588,8 +588,13 @@ def batch_command(
             on_row=lambda rec, s: bar.update(1) if bar is not None else None,
         )
     except KeyboardInterrupt:
-        echo(f"interrupted: the rows answered so far are in {output}; run again with --resume", err=True)
-        raise
+        if output == "-":
+            raise
+        if fout == "md":  # --resume reads back .jsonl and .csv only
+            echo(f"interrupted: the rows answered so far are in {output}; run again to answer them all", err=True)
+        else:
+            echo(f"interrupted: the rows answered so far are in {output}; run again with --resume", err=True)
+        sys.exit(130)  # said why already: not main's plain "interrupted" as well
     finally:
         if bar is not None:
             bar.close()
