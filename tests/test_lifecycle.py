@@ -76,6 +76,10 @@ def test_every_update_path_keeps_the_settings_and_folders_the_index_was_built_wi
     assert added.exit_code == 0, added.output
     assert json.loads(added.output)["embedded_chunks"] == 1  # only the new file; the rest reused
     assert built_with(index) == expected
+    (tmp_path / "noise.txt").write_bytes(bytes(range(256)) * 8)
+    refused = run("add", tmp_path / "noise.txt", "--index", index)
+    assert refused.exit_code == 1 and "noise.txt: looks like a binary file" in refused.output
+    assert refused.output.endswith("error: 1 of the 1 files given could not be added (see above)\n")
 
     removed = run("remove", "report.txt", "--index", index)
     assert removed.exit_code == 0, removed.output
@@ -353,3 +357,8 @@ def test_an_added_file_that_cannot_be_read_leaves_no_copy_behind(tmp_path):
     assert sorted(p.name for p in docs.iterdir()) == sorted([*before, "fine.txt"])
     assert "binary.txt" not in assistant.manifest.skipped and (tmp_path / "binary.txt").exists()
     assert assistant.manifest.managed == (str(docs / "fine.txt"),)
+    # One already in the corpus folder is the user's: it stays, and the report says it was not added.
+    (docs / "inside.txt").write_bytes(bytes(range(256)) * 8)
+    status = {f.source: (f.status, f.error) for f in assistant.add([docs / "inside.txt"]).files}
+    assert status["inside.txt"][0] == "skipped" and status["inside.txt"][1].endswith("; not added")
+    assert (docs / "inside.txt").exists() and status["fine.txt"] == ("unchanged", "")

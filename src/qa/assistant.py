@@ -29,7 +29,7 @@ from .raybuild import RayRunner
 from .retrieve import Hit, dense_candidates, search
 from .scorer import AnswerScorer, candidates, cues, features, is_english_script
 from .settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
-from .types import Answer, BuildReport, FileReport, Passage, QuoteMatch
+from .types import NOT_ADDED, Answer, BuildReport, FileReport, Passage, QuoteMatch
 
 MAX_QUESTION_CHARS = 2000
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
@@ -379,20 +379,27 @@ class Assistant:
                 report = self._update(excluded, managed, on_progress)
                 unreadable = {e.path: e.source for e in self.manifest.skipped.values()}
                 dropped = [p for p in copied if str(p) in unreadable]
-                if not dropped:
-                    return report
-                # A copy the build could not read (a binary file named .txt, a broken PDF) is no
-                # use in the corpus folder: it goes again, and the report says why it was not added.
-                for path in dropped:
-                    path.unlink(missing_ok=True)
-                copied.clear()  # the others are in the published index now: they stay, whatever follows
-                again = self._update(excluded, [m for m in managed if Path(m) not in dropped], on_progress)
+                # A file given from inside the corpus folder stays where it is, read or not.
+                kept = {unreadable[p] for p in included if p in unreadable and Path(p) not in dropped}
+                seconds = report.seconds
+                if dropped:
+                    # A copy the build could not read (a binary file named .txt, a broken PDF) is no
+                    # use in the corpus folder: it goes again, and the report says why it was not added.
+                    for path in dropped:
+                        path.unlink(missing_ok=True)
+                    copied.clear()  # the others are in the published index now: they stay, whatever follows
+                    again = self._update(excluded, [m for m in managed if Path(m) not in dropped], on_progress)
+                    seconds += again.seconds
                 gone = {unreadable[str(p)] for p in dropped}
                 told = tuple(
-                    replace(f, error=f"{f.error}; not added (its copy was removed again)") if f.source in gone else f
+                    replace(f, error=f"{f.error}; {NOT_ADDED} (its copy was removed again)")
+                    if f.source in gone
+                    else replace(f, error=f"{f.error}; {NOT_ADDED}")
+                    if f.source in kept
+                    else f
                     for f in report.files
                 )
-                return replace(report, files=told, seconds=report.seconds + again.seconds)
+                return replace(report, files=told, seconds=seconds)
             except BaseException:
                 for path in copied:  # the index did not take them: the corpus stays as it was
                     path.unlink(missing_ok=True)

@@ -25,7 +25,7 @@ from .settings import (
     SCORERS,
     Settings,
 )
-from .types import Answer, BuildReport, Passage, Snippet
+from .types import NOT_ADDED, Answer, BuildReport, Passage, Snippet
 
 # Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides that can
 # reorder or hide text: sources are shown with these escaped, never sent to the terminal.
@@ -358,15 +358,22 @@ def _print_report(report: BuildReport, built: bool = True) -> None:
         if f.status == "skipped":
             echo(f"skipped   {f.error}", one_line=True)
             continue
-        pages = f"{f.pages} pages, " if f.pages else ""
+        pages = f"{_count(f.pages, 'page')}, " if f.pages else ""
         echo(
-            f"{f.status:<9} {f.source}: {pages}{f.chars:,} chars, {f.sentences} sentences, {f.chunks} chunks",
+            f"{f.status:<9} {f.source}: {pages}{_count(f.chars, 'char')}, {_count(f.sentences, 'sentence')}, "
+            f"{_count(f.chunks, 'chunk')}",
             one_line=True,
         )
         for w in f.warnings:
             echo(f"          warning: {w}", one_line=True)
     counts = ", ".join(f"{report.count(s)} {s}" for s in ("indexed", "unchanged", "skipped") if report.count(s))
-    echo(f"{counts}; {report.embedded_chunks} chunks embedded in {report.seconds:.1f}s" if built else counts)
+    embedded = _count(report.embedded_chunks, "chunk")
+    echo(f"{counts}; {embedded} embedded in {report.seconds:.1f}s" if built else counts)
+
+
+def _count(n: int, word: str) -> str:
+    """ "1 page", "2 pages", "6,942 chars"."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
 @main.command("ask")
@@ -710,6 +717,10 @@ def add_command(files: tuple[Path, ...], index_dir: Path, as_json: bool) -> None
         progress.close()
     remember_index(index_dir)
     _emit_json(to_data(report)) if as_json else _print_report(report)
+    failed = [f.source for f in report.files if f.status == "skipped" and NOT_ADDED in f.error]
+    if failed:  # after the report, so that it says why: scripts see the exit status
+        echo(f"error: {len(failed)} of the {len(files)} files given could not be added (see above)", err=True)
+        sys.exit(1)
 
 
 class AddProgress:

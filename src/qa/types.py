@@ -136,6 +136,9 @@ class QuoteMatch:
     similarity: float
 
 
+NOT_ADDED = "not added"  # in the error of a file `add` was given and could not index
+
+
 @dataclass(frozen=True)
 class FileReport:
     """What the build did with one file."""
