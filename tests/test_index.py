@@ -88,8 +88,27 @@ def test_changed_and_deleted_files_are_updated(corpus, tmp_path):
     assert {f.source: f.status for f in report.files} == {"notes.md": "indexed", "seed.txt": "unchanged"}
     assert report.embedded_chunks == 1
     (corpus / "notes.md").unlink()
-    build_fake(corpus, tmp_path / "index")
+    report = build_fake(corpus, tmp_path / "index")
     assert set(Index.open(tmp_path / "index").manifest.files) == {"seed.txt"}
+    assert [(f.source, f.status, f.warnings) for f in report.files if f.source == "notes.md"] == [
+        ("notes.md", "removed", ("no longer in its folder",))
+    ]
+
+
+def test_building_from_other_folders_reports_what_leaves_the_index(corpus, tmp_path):
+    """The index holds what the folders given hold: the files of a folder not given again leave it,
+    and the report says so, file by file, naming the folder."""
+    build_fake(corpus, tmp_path / "index")
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "okapi.txt").write_text("Okapis live in the Ituri rainforest.")
+    report = build_fake(other, tmp_path / "index")
+    removed = {f.source: f.warnings[0] for f in report.files if f.status == "removed"}
+    why = f"its folder {corpus} was not given this time; name it too to keep it in the index"
+    assert removed == {"seed.txt": why, "notes.md": why}
+    assert report.count("indexed") == 1 and set(Index.open(tmp_path / "index").manifest.files) == {"okapi.txt"}
+    again = build_fake([corpus, other], tmp_path / "index")
+    assert again.count("removed") == 0 and again.count("indexed") == 2
 
 
 def test_reused_chunks_keep_the_same_citation_ids(corpus, tmp_path):

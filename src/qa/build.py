@@ -11,7 +11,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -111,6 +111,7 @@ def build_index(
             manifest = _manifest(settings, precision, dimension, tokenizer, record, docs, skipped)
             if before is not None and manifest.managed:
                 manifest = replace(manifest, managed=_still_copies(before, manifest))
+            reports += _gone(before, manifest, roots, excluded)
             same_place = _same_backend(before, backend)
             if before is not None and previous is not None and not fresh and same_place and _same(before, manifest):
                 return BuildReport(tuple(reports), time.perf_counter() - started, 0)
@@ -127,6 +128,30 @@ def build_index(
             if previous is not None:
                 previous.close()
         return BuildReport(tuple(reports), time.perf_counter() - started, embedded)
+
+
+def _gone(before: Manifest | None, manifest: Manifest, roots: list[Path], excluded: Iterable[str]) -> list[FileReport]:
+    """The files the previous build indexed and this one does not, each with why: its folder was
+    not given this time, it was taken out with `qa remove`, or it is gone from its folder."""
+    if before is None:
+        return []
+    out = []
+    taken_out = set(excluded)
+    for name, entry in before.files.items():
+        if name in manifest.files or name in manifest.skipped:
+            continue  # still indexed, or reported as skipped with its reason
+        path = Path(entry.path) if entry.path else None
+        if path is None:
+            why = "not among the documents given this time"
+        elif not any(path.is_relative_to(r) for r in roots):
+            folder = next((r for r in before.roots if path.is_relative_to(r)), str(path.parent))
+            why = f"its folder {folder} was not given this time; name it too to keep it in the index"
+        elif str(path) in taken_out:
+            why = "taken out with `qa remove`"
+        else:
+            why = "no longer in its folder"
+        out.append(FileReport(name, "removed", warnings=(why,)))
+    return out
 
 
 def _nothing_indexed(roots: list[Path], reports: list[FileReport]) -> str:

@@ -358,6 +358,9 @@ def _print_report(report: BuildReport, built: bool = True) -> None:
         if f.status == "skipped":
             echo(f"skipped   {f.error}", one_line=True)
             continue
+        if f.status == "removed":
+            echo(f"removed   {f.source}: {'; '.join(f.warnings)}", one_line=True)
+            continue
         pages = f"{_count(f.pages, 'page')}, " if f.pages else ""
         echo(
             f"{f.status:<9} {f.source}: {pages}{_count(f.chars, 'char')}, {_count(f.sentences, 'sentence')}, "
@@ -366,7 +369,8 @@ def _print_report(report: BuildReport, built: bool = True) -> None:
         )
         for w in f.warnings:
             echo(f"          warning: {w}", one_line=True)
-    counts = ", ".join(f"{report.count(s)} {s}" for s in ("indexed", "unchanged", "skipped") if report.count(s))
+    statuses = ("indexed", "unchanged", "skipped", "removed")
+    counts = ", ".join(f"{report.count(s)} {s}" for s in statuses if report.count(s))
     embedded = _count(report.embedded_chunks, "chunk")
     echo(f"{counts}; {embedded} embedded in {report.seconds:.1f}s" if built else counts)
 
