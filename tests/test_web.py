@@ -318,3 +318,36 @@ def test_a_process_that_ends_during_the_warm_up_exits_cleanly(seed_index: Path) 
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "terminate called" not in done.stderr
+
+
+@pytest.mark.slow
+def test_a_server_stopped_with_sigterm_removes_its_copies_of_the_sources(seed_index: Path, tmp_path: Path) -> None:
+    """`kill PID` ends `qa serve` as Ctrl-C does: the temporary copies of the sources it shows go."""
+    import signal
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    port, temp = free_port(), tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp), "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "qa", "serve", "--index", str(seed_index), "--port", str(port)]
+    server = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).close()
+                break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the server did not start"
+                time.sleep(0.5)
+        assert [p for p in temp.iterdir() if p.name.startswith("qa-originals-")]
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 128 + signal.SIGTERM
+        assert not any(p.name.startswith("qa-originals-") for p in temp.iterdir())
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()

@@ -13,6 +13,8 @@ import os
 import queue
 import re
 import shutil
+import signal
+import sys
 import tempfile
 import threading
 import urllib.parse
@@ -640,6 +642,11 @@ def launch(
     css = [ASSETS / "style.css"] if (ASSETS / "style.css").exists() else None
     script = Path(__file__).with_name("web.js").read_text(encoding="utf-8")
     demo.queue(default_concurrency_limit=2)
+    # `kill` (SIGTERM) ends a blocking server as Ctrl-C does: through Python's exit, so that the
+    # clean-up registered with atexit runs (the temporary copies of the sources shown).
+    main = threading.current_thread() is threading.main_thread()
+    if block and main and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     try:
         demo.launch(
             server_name=host,
