@@ -33,6 +33,26 @@ def test_latin1_text_is_decoded(tmp_path):
     assert "Zürich" in document.text and "Ça va" in document.text
 
 
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32"])
+def test_unicode_text_saved_with_a_byte_order_mark_is_read(tmp_path, codec):
+    """As Windows tools save "Unicode" text: the byte-order mark names the encoding."""
+    path = tmp_path / "notes.txt"
+    text = "Kishida’s visit – first.\r\nNext line about Zürich."
+    data = text.encode(codec)
+    path.write_bytes(data if codec != "utf-16-be" else b"\xfe\xff" + data)
+    document, warnings = read(path)
+    assert document.text == "Kishida’s visit – first.\nNext line about Zürich." and warnings == []
+
+
+def test_utf16_without_a_byte_order_mark_says_so(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_bytes("Plain words in UTF-16 with no mark at all.".encode("utf-16-le"))
+    with pytest.raises(
+        IngestError, match="notes.txt: looks like UTF-16 text without a byte-order mark; save it as UTF-8"
+    ):
+        read(path)
+
+
 def test_markdown_title_comes_from_its_heading(tmp_path):
     path = tmp_path / "notes.md"
     path.write_text("# Alliance notes\n\nSome text.")

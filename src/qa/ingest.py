@@ -156,9 +156,34 @@ def read_document(file: SourceFile, max_bytes: int) -> tuple[Document, list[str]
     return parse_document(file, read_bytes(file, max_bytes))
 
 
+# Byte-order marks of the encodings other than UTF-8 that a text file names itself (UTF-32 first:
+# its little-endian mark starts with UTF-16's).
+_BOMS = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+
+
 def _decode_text(source: str, data: bytes) -> tuple[str, list[str]]:
-    """The text of ``data`` and warnings; IngestError where any part of it is binary."""
+    """The text of ``data`` and warnings; IngestError where any part of it is binary.
+
+    UTF-8 (with or without a byte-order mark), UTF-16 and UTF-32 with one (as Windows tools save
+    "Unicode" text), else the encoding charset-normalizer finds."""
+    for mark, codec in _BOMS:
+        if data.startswith(mark):
+            try:
+                data = data[len(mark) :].decode(codec).encode("utf-8")
+            except UnicodeDecodeError:
+                raise IngestError(f"{source}: starts as {codec.upper()} text but is not; save it as UTF-8") from None
+            break
     if b"\x00" in data[:BINARY_WINDOW]:
+        head = data[:BINARY_WINDOW]
+        if len(head) >= 8 and (
+            head[1::2].count(0) > 0.9 * len(head[1::2]) or head[0::2].count(0) > 0.9 * len(head[0::2])
+        ):
+            raise IngestError(f"{source}: looks like UTF-16 text without a byte-order mark; save it as UTF-8")
         raise IngestError(f"{source}: looks like a binary file, not text; remove it or give it the right extension")
     try:
         text = data.decode("utf-8-sig")
