@@ -124,6 +124,13 @@ def test_citation_ids_cannot_name_files(assistant: Assistant, bad):
         assistant.cite(bad)
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("bad", [123, None, b"4f8f1c73a273:0-10"])
+def test_a_citation_id_that_is_not_text_is_a_clear_error(assistant: Assistant, bad):
+    with pytest.raises(CitationError, match="a citation id is text such as"):
+        assistant.cite(bad)
+
+
 def test_uploads_are_stored_under_safe_names_inside_the_corpus(tmp_path):
     from qa.assistant import safe_name
 

@@ -29,6 +29,8 @@ def make_citation(doc: Document, start: int, end: int) -> Citation:
 
 def parse_citation_id(text: str) -> tuple[str, int, int]:
     """(document hash prefix, start, end) of a citation id; CitationError when malformed."""
+    if not isinstance(text, str):
+        raise CitationError(f"a citation id is text such as '3f2a9b1c0d4e:120-245', not {type(text).__name__} {text!r}")
     cleaned = text.strip().strip("[]")
     match = _ID.fullmatch(cleaned)
     if match is None:

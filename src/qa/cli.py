@@ -804,7 +804,12 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
 @click.option("--chunk-tokens", type=int, default=None, help="Largest chunk, in model tokens.")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None, help="Encoder precision.")
 @click.option("--tune", "do_tune", is_flag=True, help="Search fusion and sentence weights on articles 0-23 first.")
-@click.option("--limit", type=int, default=None, help="Use only the first N questions of each split (quick runs).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Use only the first N questions of each split (quick runs).",
+)
 @click.option(
     "--scorers",
     default="reader,cheap,none",
