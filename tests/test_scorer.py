@@ -137,6 +137,36 @@ def test_dot_leaders_never_answer_and_france_is_declined(tmp_path: Path, embedde
                 assert not is_junk(s.text), s.text
 
 
+def test_a_table_read_column_by_column_is_shown_without_a_phrase(tmp_path: Path, embedder):
+    """google-doc-document.pdf's table comes out of the PDF a column at a time (countries, then
+    capitals): the capital beside "France" is Jakarta's. The block holds the answer, so it may be
+    shown, but the phrase the reader picks inside it cannot be trusted, and none is highlighted."""
+    from qa.scorer.features import is_cell_column
+
+    pdf = shared_path("pdfs", "google-doc-document.pdf")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    shutil.copy(pdf, corpus / pdf.name)
+    shutil.copy(ROOT / "corpus" / "us-japan-defense-cooperation-2024.txt", corpus)
+    Assistant.build(corpus, tmp_path / "index", embedder=embedder)
+    with Assistant.open(tmp_path / "index", embedder=embedder) as qa:
+        answer = qa.ask("What is the capital of France?")
+        assert answer.best is not None and is_cell_column(answer.best.text), answer
+        assert "Paris" in answer.best.text and answer.phrase is None
+
+
+def test_what_reads_as_a_column_of_table_cells():
+    from qa.scorer.features import is_cell_column
+
+    assert is_cell_column("Country\nFrance\nSpain\nCapital\nParis\nMadrid\nCurrency\nEUR")
+    wrapped = (  # a sentence wrapped over six lines of a PDF page
+        "The alliance agreed in 2023 to\nstrengthen its command and\ncontrol frameworks so that\nforces"
+        " of both countries can\noperate together in peace\nand in a contingency."
+    )
+    assert not is_cell_column(wrapped)
+    assert not is_cell_column("Paris\nMadrid\nRome")  # too few lines to tell
+
+
 def test_scorer_none_keeps_the_similarity_answer(assistant: Assistant):
     before = assistant.settings
     try:

@@ -15,7 +15,7 @@ from .index import Index
 from .lexical import terms
 from .retrieve import Hit
 from .scorer import Candidate, Cues, Judgement
-from .scorer.features import states_quantity
+from .scorer.features import is_cell_column, states_quantity
 from .settings import Settings
 from .types import Answer, Snippet
 
@@ -208,7 +208,7 @@ def judged_answer(
             continue  # never repeat the answer's own text
         snippets.append(_snippet(index, c.scored.doc, c.scored.start, c.scored.end, p))
     phrase = None
-    if judgement.phrase is not None:
+    if judgement.phrase is not None and not is_cell_column(best.text):
         a, b = judgement.phrase
         phrase = _snippet(index, s.doc, s.start + a, s.start + b, confidence)
     return Answer(question, tuple(snippets), False, "", (), round(confidence, 4), phrase, scorer)

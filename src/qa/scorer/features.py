@@ -141,6 +141,17 @@ def is_junk(text: str) -> bool:
     return letters < visible / 3
 
 
+def is_cell_column(text: str) -> bool:
+    """A table read column by column, not a sentence: six or more lines, most of them a cell of one
+    to three words ("Capital", "Jakarta", "Berlin", ...). Its rows no longer line up, so a phrase
+    picked inside it (the capital next to the wrong country) cannot be trusted."""
+    lines = [line.split() for line in text.splitlines() if line.strip()]
+    if len(lines) < 6:
+        return False
+    short = sum(1 for words in lines if len(words) <= 3)
+    return short >= 0.8 * len(lines)
+
+
 def is_english_script(question: str) -> bool:
     """Whether most of the question's letters are Latin: the models read English only."""
     letters = [c for c in question if c.isalpha()]
