@@ -137,6 +137,8 @@ def test_uploads_are_stored_under_safe_names_inside_the_corpus(tmp_path):
     assert safe_name("../../etc/cron.d/evil.txt") == "evil.txt"
     assert safe_name("..\\\\windows\\\\x.md") == "x.md"
     assert safe_name(".bashrc.txt") == "bashrc.txt"
+    assert safe_name("new\nline\tname.txt") == "new line name.txt"  # shown and named on one line
+    assert safe_name("-rf notes.md") == "rf notes.md"  # never read as a command's option
     with pytest.raises(InputError, match="unsupported type"):
         safe_name("payload.sh")
     corpus = tmp_path / "corpus"

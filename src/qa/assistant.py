@@ -55,7 +55,8 @@ def safe_name(name: str) -> str:
     stem, dot, ext = base.rpartition(".")
     if not dot or f".{ext.lower()}" not in SUPPORTED:
         raise InputError(f"{name}: unsupported type; upload .txt, .md or .pdf files")
-    stem = re.sub(r"[^\w\s().,\-]", "_", stem).strip(" ._") or "upload"
+    stem = re.sub(r"\s+", " ", stem)  # a line break or tab in a name becomes a space
+    stem = re.sub(r"[^\w ().,\-]", "_", stem).strip(" ._-") or "upload"  # no leading dash: not an option
     return f"{stem[:120]}.{ext.lower()}"
 
 
