@@ -370,7 +370,7 @@ def _print_report(report: BuildReport, built: bool = True) -> None:
         for w in f.warnings:
             echo(f"          warning: {w}", one_line=True)
     statuses = ("indexed", "unchanged", "skipped", "removed")
-    counts = ", ".join(f"{report.count(s)} {s}" for s in statuses if report.count(s))
+    counts = ", ".join(f"{report.count(s)} {s}" for s in statuses if report.count(s)) or "no files"
     embedded = _count(report.embedded_chunks, "chunk")
     echo(f"{counts}; {embedded} embedded in {report.seconds:.1f}s" if built else counts)
 
