@@ -155,6 +155,17 @@ def test_a_table_read_column_by_column_is_shown_without_a_phrase(tmp_path: Path,
         assert "Paris" in answer.best.text and answer.phrase is None
 
 
+def test_a_phrase_leaves_out_the_markdown_marks_and_spaces_at_its_edges():
+    from qa.scorer import _trimmed
+
+    text = "Staff on the **night shift** get a bonus."
+    start = text.index("**night")
+    assert _trimmed(text, (start, start + len("**night shift"))) == (start + 2, start + 13)
+    assert text[start + 2 : start + 13] == "night shift"
+    assert _trimmed(text, (start, start + 2)) is None  # only marks: no phrase
+    assert _trimmed("a `code` b", (2, 8)) == (3, 7)
+
+
 def test_what_reads_as_a_column_of_table_cells():
     from qa.scorer.features import is_cell_column
 

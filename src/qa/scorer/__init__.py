@@ -154,7 +154,8 @@ class AnswerScorer:
             if part:
                 span = part[int(order[0])][1]
                 text = cands[top[int(order[0])]].text
-                if span is not None and span[1] > span[0] and (span[1] - span[0]) <= PHRASE_MAX_SHARE * len(text):
+                span = _trimmed(text, span) if span is not None else None
+                if span is not None and (span[1] - span[0]) <= PHRASE_MAX_SHARE * len(text):
                     phrase = span
             out.append(
                 Judgement(
@@ -217,3 +218,17 @@ class AnswerScorer:
             feats = encode(self._tokenizer, questions, texts)
             logit, start, end = self._reader(feats["input_ids"], feats["attention_mask"], feats["token_type_ids"])
         return feats, logit.float().numpy(), start.float().numpy(), end.float().numpy()
+
+
+_MARKUP = "*_`~"  # Markdown's emphasis and code marks: around a phrase, not part of it
+
+
+def _trimmed(text: str, span: tuple[int, int]) -> tuple[int, int] | None:
+    """``span`` without the white space and Markdown marks at its edges ("**night shift" reads
+    "night shift"); None when nothing is left."""
+    a, b = span
+    while a < b and (text[a].isspace() or text[a] in _MARKUP):
+        a += 1
+    while b > a and (text[b - 1].isspace() or text[b - 1] in _MARKUP):
+        b -= 1
+    return (a, b) if b > a else None
