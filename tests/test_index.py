@@ -196,6 +196,18 @@ def test_a_damaged_current_names_the_folders_to_rebuild_from_and_that_rebuild_wo
     assert Index.open(tmp_path / "index", model=HashEmbedder().name).chunk_count > 0
 
 
+def test_an_index_inside_its_corpus_folder_is_left_out_and_one_that_is_the_folder_refused(corpus, tmp_path):
+    from qa.errors import InputError
+
+    report = build_fake(corpus, corpus / "index")
+    again = build_fake(corpus, corpus / "index")
+    assert {f.source for f in report.files} == {f.source for f in again.files} == {"seed.txt", "notes.md"}
+    before = sorted(p.name for p in corpus.iterdir())
+    with pytest.raises(InputError, match="is the index folder .*give the index another folder with --index"):
+        build_fake(corpus, corpus)
+    assert sorted(p.name for p in corpus.iterdir()) == before  # nothing written there
+
+
 def test_a_second_builder_fails_clearly_while_the_first_holds_the_lock(corpus, tmp_path):
     with build_lock(tmp_path / "index"), pytest.raises(IndexLockedError, match="another build is writing"):
         build_fake(corpus, tmp_path / "index")

@@ -21,7 +21,7 @@ import numpy as np
 from .chunk import Tokenizer, chunk_document, title_prefix
 from .dense import dense_description, make_dense
 from .embed import Embedder, ModelEmbedder, embed_with_spans
-from .errors import IngestError, QAError
+from .errors import IngestError, InputError, QAError
 from .index import Index
 from .ingest import SourceFile, discover, file_hash, read_bytes
 from .manifest import FileEntry, Manifest, now, read_manifest
@@ -85,6 +85,13 @@ def build_index(
         raise ValueError(f"embed_batch ({embed_batch}) must be at least 1")
     started = time.perf_counter()
     roots = [Path(os.path.abspath(r)) for r in roots]
+    home = Path(index_dir).resolve()
+    for root in roots:
+        if root.resolve() == home or root.resolve().is_relative_to(home):
+            raise InputError(
+                f"{root}: is the index folder {index_dir} (or inside it); keep documents and index apart: "
+                "give the index another folder with --index"
+            )
     with transaction(index_dir, wait_s) as txn:
         tokenizer, dimension = embedder.tokenizer, embedder.dimension
         precision = getattr(embedder, "precision", None) or resolve_precision(settings.precision)
@@ -93,7 +100,7 @@ def build_index(
         try:
             excluded = _under(roots, before.excluded if excluded is None and before else excluded or ())
             managed = _under(roots, before.managed if managed is None and before else managed or ())
-            files, passed = discover(roots, settings.follow_links) if documents is None else ([], [])
+            files, passed = discover(roots, settings.follow_links, home) if documents is None else ([], [])
             kept = [f for f in files if os.path.abspath(f.path) not in excluded]
             reports = [FileReport(name, "skipped", error=f"{name}: {why}") for name, why in passed]
             items: list[SourceFile | Document] = list(kept) if documents is None else list(documents)

@@ -38,8 +38,11 @@ class SourceFile:
     source: str
 
 
-def discover(roots: list[Path], follow_links: bool = False) -> tuple[list[SourceFile], list[tuple[str, str]]]:
-    """Every supported file under ``roots``, plus (name, reason) for what was passed over.
+def discover(
+    roots: list[Path], follow_links: bool = False, leave_out: Path | None = None
+) -> tuple[list[SourceFile], list[tuple[str, str]]]:
+    """Every supported file under ``roots``, plus (name, reason) for what was passed over;
+    nothing under ``leave_out`` (the index folder, when it sits inside a corpus folder).
 
     A link is followed only where it leads inside one of the roots, so a link in the corpus
     cannot bring in a file from elsewhere on the machine (``/etc/passwd``); folder links are not
@@ -65,6 +68,8 @@ def discover(roots: list[Path], follow_links: bool = False) -> tuple[list[Source
                     dirs.clear()
                     continue
                 seen.add(real)
+            if leave_out is not None:
+                dirs[:] = [d for d in dirs if (here / d).resolve() != leave_out]
             dirs.sort()
             for d in dirs:
                 if not follow_links and (here / d).is_symlink():
