@@ -219,6 +219,19 @@ def test_a_corpus_whose_files_yield_no_text_is_an_error_not_a_crash(tmp_path):
     (corpus / "blank.txt").write_text("   \n\n  ")
     with pytest.raises(IngestError, match="nothing could be indexed"):
         build_fake(corpus, tmp_path / "index")
+    assert not (tmp_path / "index").exists()  # a failed first build leaves no empty folder behind
+
+
+def test_sizes_are_said_with_the_digits_they_need():
+    from qa.ingest import megabytes
+
+    assert [megabytes(n) for n in (52_400_000, 1_000_000, 1_040_000, 6942, 10)] == [
+        "52.4 MB",
+        "1 MB",
+        "1.04 MB",
+        "0.0069 MB",
+        "0.00001 MB",
+    ]
 
 
 def test_a_newly_skipped_file_is_recorded_even_when_nothing_else_changed(corpus, tmp_path):

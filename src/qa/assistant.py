@@ -21,7 +21,7 @@ from .embed import DeferredEmbedder, Embedder, ModelEmbedder, SentenceTransforme
 from .errors import IndexFolderError, InputError, QAError
 from .extract import Scored, answer, judged_answer, score_sentences
 from .index import Index, LiveIndex
-from .ingest import SUPPORTED, file_hash
+from .ingest import SUPPORTED, file_hash, megabytes
 from .lexical import terms
 from .manifest import Manifest, read_manifest
 from .quote import find_quote
@@ -412,9 +412,7 @@ class Assistant:
         try:
             size = src.stat().st_size
             if size > limit:
-                raise InputError(
-                    f"{src.name}: file is {size / 1e6:.1f} MB, over the {self.settings.max_file_mb:g} MB limit"
-                )
+                raise InputError(f"{src.name}: file is {megabytes(size)}, over the {megabytes(limit)} limit")
             data = src.read_bytes()
             target = root / name
             stem, n = target.stem, 2

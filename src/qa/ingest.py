@@ -38,6 +38,13 @@ class SourceFile:
     source: str
 
 
+def megabytes(size: float) -> str:
+    """A size in MB, as the --max-file-mb flag takes it, with the digits it needs: 52.4 MB, 1 MB,
+    0.0069 MB."""
+    mb = size / 1e6
+    return (f"{mb:.3g}" if mb >= 1 else f"{float(f'{mb:.2g}'):f}".rstrip("0").rstrip(".")) + " MB"
+
+
 def discover(
     roots: list[Path], follow_links: bool = False, leave_out: Path | None = None
 ) -> tuple[list[SourceFile], list[tuple[str, str]]]:
@@ -123,7 +130,7 @@ def read_bytes(file: SourceFile, max_bytes: int) -> bytes:
             raise IngestError(f"{file.source}: file is empty; add text to it or remove it")
         if size > max_bytes:
             raise IngestError(
-                f"{file.source}: file is {size / 1e6:.1f} MB, over the {max_bytes / 1e6:g} MB limit; "
+                f"{file.source}: file is {megabytes(size)}, over the {megabytes(max_bytes)} limit; "
                 "raise it with --max-file-mb"
             )
         return file.path.read_bytes()
