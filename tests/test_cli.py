@@ -107,6 +107,22 @@ def test_user_mistakes_get_one_line_errors_and_exit_1(cli_index, args, message):
         ),
         (["--frobnicate"], "No such option '--frobnicate' (see `qa --help`)"),
         (["ask"], "Missing argument 'QUESTION' (see `qa ask --help`)"),
+        (
+            ["index", "--wait", "-5"],
+            "Invalid value for '--wait': -5.0 is not in the range x>=0 (see `qa index --help`)",
+        ),
+        (
+            ["eval", "--data", __file__, "--limit", "0"],
+            "Invalid value for '--limit': 0 is not in the range x>=1 (see `qa eval --help`)",
+        ),
+        (
+            ["eval", "--data", __file__, "--scorers", "reader,foo"],
+            "Invalid value for --scorers: 'foo' is not one of reader, cheap, none (see `qa eval --help`)",
+        ),
+        (
+            ["eval", "--data", __file__, "--modes", "dense,foo"],
+            "Invalid value for --modes: 'foo' is not one of dense, lexical, hybrid (see `qa eval --help`)",
+        ),
     ],
 )
 def test_flags_click_refuses_get_one_line_errors_and_exit_1(args, message):

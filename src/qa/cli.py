@@ -219,7 +219,7 @@ def main() -> None:
     default=None,
     help="Follow links that lead outside the indexed folders (default: only those inside them; kept from last time).",
 )
-@click.option("--wait", type=float, default=0.0, help="Seconds to wait for another build to finish.")
+@click.option("--wait", type=click.FloatRange(min=0), default=0.0, help="Seconds to wait for another build to finish.")
 @click.option(
     "--backend",
     type=click.Choice(["embedded", "qdrant"]),
@@ -820,7 +820,7 @@ def sources_command(index_dir: Path, as_json: bool) -> None:
     "--modes",
     default="dense,lexical,hybrid",
     show_default=True,
-    help="Retrieval modes to compare (comma-separated; empty for none).",
+    help="Retrieval modes to compare on SQuAD v1.1 (comma-separated; empty for none).",
 )
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None, help="Write results JSON.")
 def eval_command(
@@ -848,7 +848,11 @@ def eval_command(
     kinds = tuple(k for k in (x.strip() for x in scorers.split(",")) if k)
     for kind in kinds:
         if kind not in SCORERS:
-            raise InputError(f"scorer {kind!r} is not one of {', '.join(SCORERS)}")
+            raise click.BadParameter(f"{kind!r} is not one of {', '.join(SCORERS)}", param_hint="--scorers")
+    wanted = tuple(m for m in (x.strip() for x in modes.split(",")) if m)
+    for mode in wanted:
+        if mode not in ("dense", "lexical", "hybrid"):
+            raise click.BadParameter(f"{mode!r} is not one of dense, lexical, hybrid", param_hint="--modes")
     work.mkdir(parents=True, exist_ok=True)
     if evaluate.is_hotpot(data):
         results = evaluate.evaluate_multihop(data, work, settings, kinds or ("reader",), limit)
@@ -859,10 +863,6 @@ def eval_command(
         if do_tune:
             settings = evaluate.tune(assistant, questions, vectors, settings, lambda m: click.echo(m, err=True), limit)
             click.echo(f"best on articles 0-23: {settings}")
-        wanted = tuple(m for m in (x.strip() for x in modes.split(",")) if m)
-        for mode in wanted:
-            if mode not in ("dense", "lexical", "hybrid"):
-                raise InputError(f"mode {mode!r} is not one of dense, lexical, hybrid")
         results = evaluate.evaluate(assistant, questions, vectors, settings.but(scorer="none"), limit, wanted)
         results |= evaluate.evaluate_scorers(assistant, questions, vectors, settings, kinds, limit)
     click.echo(format_eval(results))
