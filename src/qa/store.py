@@ -192,29 +192,14 @@ def transaction(index_dir: Path, wait_s: float = 0.0) -> Iterator[Transaction]:
     On any failure (an exception, a kill) the staging folder is dropped and CURRENT still names
     the previous generation; OSErrors of writing become one-line IndexFolderErrors.
     """
-    new = not index_dir.exists()
-    txn = Transaction(index_dir)
-    try:
-        with build_lock(index_dir, wait_s):
-            try:
-                yield txn
-            finally:
-                txn.abandon()
-                if txn.published is not None:
-                    clean_up(index_dir)
-    finally:
-        if new and txn.published is None:
-            _remove_if_unused(index_dir)
-
-
-def _remove_if_unused(index_dir: Path) -> None:
-    """Remove a folder a failed first build made, if it holds nothing but the build lock."""
-    try:
-        if {p.name for p in index_dir.iterdir()} <= {LOCK}:
-            (index_dir / LOCK).unlink(missing_ok=True)
-            index_dir.rmdir()
-    except OSError:
-        pass  # another build took it meanwhile, or it is not ours to remove: leave it
+    with build_lock(index_dir, wait_s):
+        txn = Transaction(index_dir)
+        try:
+            yield txn
+        finally:
+            txn.abandon()
+            if txn.published is not None:
+                clean_up(index_dir)
 
 
 def publish(index_dir: Path, staging: Path) -> Path:
