@@ -200,8 +200,10 @@ def test_an_index_inside_its_corpus_folder_is_left_out_and_one_that_is_the_folde
     from qa.errors import InputError
 
     report = build_fake(corpus, corpus / "index")
+    (corpus / "index" / "README.md").write_text("# What this folder is\n\nAn index.")
     again = build_fake(corpus, corpus / "index")
     assert {f.source for f in report.files} == {f.source for f in again.files} == {"seed.txt", "notes.md"}
+    assert Index.open(corpus / "index", model=HashEmbedder().name).manifest.changed(corpus / "index") == []
     before = sorted(p.name for p in corpus.iterdir())
     with pytest.raises(InputError, match="is the index folder .*give the index another folder with --index"):
         build_fake(corpus, corpus)
@@ -222,15 +224,18 @@ def test_a_corpus_whose_files_yield_no_text_is_an_error_not_a_crash(tmp_path):
 
 
 def test_sizes_are_said_with_the_digits_they_need():
-    from qa.ingest import megabytes
+    from qa.ingest import megabytes, over_limit
 
-    assert [megabytes(n) for n in (52_400_000, 1_000_000, 1_040_000, 6942, 10)] == [
+    assert [megabytes(n) for n in (52_400_000, 1_000_000, 1_040_000, 6942, 10, 1_570_000_000)] == [
         "52.4 MB",
         "1 MB",
         "1.04 MB",
         "0.0069 MB",
         "0.00001 MB",
+        "1,570 MB",
     ]
+    assert over_limit(52_400_000, 50e6) == "file is 52.4 MB, over the 50 MB limit"
+    assert over_limit(50_000_001, 50e6) == "file is 50,000,001 bytes, over the 50,000,000-byte limit"
 
 
 def test_a_newly_skipped_file_is_recorded_even_when_nothing_else_changed(corpus, tmp_path):

@@ -51,6 +51,9 @@ def test_utf16_without_a_byte_order_mark_says_so(tmp_path):
         IngestError, match="notes.txt: looks like UTF-16 text without a byte-order mark; save it as UTF-8"
     ):
         read(path)
+    path.write_bytes(bytes(3000))  # zeros: binary, not UTF-16
+    with pytest.raises(IngestError, match="notes.txt: looks like a binary file"):
+        read(path)
 
 
 def test_markdown_title_comes_from_its_heading(tmp_path):

@@ -362,3 +362,10 @@ def test_an_added_file_that_cannot_be_read_leaves_no_copy_behind(tmp_path):
     status = {f.source: (f.status, f.error) for f in assistant.add([docs / "inside.txt"]).files}
     assert status["inside.txt"][0] == "skipped" and status["inside.txt"][1].endswith("; not added")
     assert (docs / "inside.txt").exists() and status["fine.txt"] == ("unchanged", "")
+    # One the build passes over without a word (a hidden file) is not added either, and says why.
+    (docs / ".hidden.txt").write_text("Hidden notes about tapirs.")
+    status = {f.source: (f.status, f.error) for f in assistant.add([docs / ".hidden.txt"]).files}
+    assert status[".hidden.txt"] == (
+        "skipped",
+        ".hidden.txt: qa does not index hidden files or files inside the index folder; not added",
+    )

@@ -186,8 +186,6 @@ def test_scorer_none_keeps_the_similarity_answer(assistant: Assistant):
         assert answer.scorer == "none" and answer.phrase is None
         assert "SOSA looks to increase paths of acquisition" in answer.best.text
         assert answer.best.score == answer.confidence  # one number, on the answer line and its own
-        supporting = [s.score for s in answer.snippets[1:]]
-        assert supporting and all(x <= answer.confidence for x in supporting)
     finally:
         assistant.settings = before
 
@@ -320,7 +318,7 @@ def test_opposed_questions_flip_a_lower_case_word_the_answer_sentence_does_not_h
 
     records = [
         _record("Who was the first king of Mercia?", "Penda was the first king of Mercia.", (0, 5), "Penda"),
-        _record("How long is the Nile?", "The Nile is 6,650 km long.", (12, 20), "6,650 km"),  # "how long": kept
+        _record("How old was Penda when he died?", "Penda was 80 when he died.", (10, 12), "80"),  # "how old": kept
         _record("Where is West Point?", "West Point is in New York.", (17, 25), "New York"),  # a name: kept
         _record("What came before or after it?", "It came after the war, not before.", (8, 21), "after the war"),
     ]

@@ -21,7 +21,7 @@ from .embed import DeferredEmbedder, Embedder, ModelEmbedder, SentenceTransforme
 from .errors import IndexFolderError, InputError, QAError
 from .extract import Scored, answer, judged_answer, score_sentences
 from .index import Index, LiveIndex
-from .ingest import SUPPORTED, file_hash, megabytes
+from .ingest import SUPPORTED, file_hash, over_limit
 from .lexical import terms
 from .manifest import Manifest, read_manifest
 from .quote import find_quote
@@ -214,8 +214,10 @@ class Assistant:
             manifest = read_manifest(index_dir)
         except IndexFolderError as exc:
             if corpus is None:
+                if "`qa index --rebuild" not in str(exc):
+                    raise  # its hint already names the folders to rebuild from
                 raise IndexFolderError(
-                    f"{exc}; its manifest is unreadable, so name the folders: "
+                    f"{str(exc).split('; rebuild it with')[0]}; its manifest is unreadable, so name the folders: "
                     f"`qa index FOLDER... --rebuild --index {index_dir}`"
                 ) from None
             manifest = None
@@ -263,7 +265,7 @@ class Assistant:
 
     def changed(self) -> list[str]:
         """Files under the index's folders added, changed or removed since it was built."""
-        return self.manifest.changed()
+        return self.manifest.changed(self.index.dir)
 
     def ask(self, question: str, k: int | None = None) -> Answer:
         """The best verbatim answer to ``question`` with ``k`` snippets in all, or an abstention."""
@@ -392,15 +394,22 @@ class Assistant:
                     again = self._update(excluded, [m for m in managed if Path(m) not in dropped], on_progress)
                     seconds += again.seconds
                 gone = {unreadable[str(p)] for p in dropped}
-                told = tuple(
-                    replace(f, error=f"{f.error}; {NOT_ADDED} (its copy was removed again)")
+                told = [
+                    replace(f, error=f.error + NOT_ADDED[1])
                     if f.source in gone
-                    else replace(f, error=f"{f.error}; {NOT_ADDED}")
+                    else replace(f, error=f.error + NOT_ADDED[0])
                     if f.source in kept
                     else f
                     for f in report.files
-                )
-                return replace(report, files=told, seconds=seconds)
+                ]
+                # One the build passed over without a word: a hidden file, or one inside the index folder.
+                seen = {e.path for e in (*self.manifest.files.values(), *self.manifest.skipped.values())}
+                for p in included:
+                    if p not in seen and Path(p) not in dropped:
+                        name = Path(p).name
+                        why = f"{name}: qa does not index hidden files or files inside the index folder"
+                        told.append(FileReport(name, "skipped", error=why + NOT_ADDED[0]))
+                return replace(report, files=tuple(told), seconds=seconds)
             except BaseException:
                 for path in copied:  # the index did not take them: the corpus stays as it was
                     path.unlink(missing_ok=True)
@@ -412,7 +421,7 @@ class Assistant:
         try:
             size = src.stat().st_size
             if size > limit:
-                raise InputError(f"{src.name}: file is {megabytes(size)}, over the {megabytes(limit)} limit")
+                raise InputError(f"{src.name}: {over_limit(size, limit)}")
             data = src.read_bytes()
             target = root / name
             stem, n = target.stem, 2

@@ -721,7 +721,7 @@ def add_command(files: tuple[Path, ...], index_dir: Path, as_json: bool) -> None
         progress.close()
     remember_index(index_dir)
     _emit_json(to_data(report)) if as_json else _print_report(report)
-    failed = [f.source for f in report.files if f.status == "skipped" and NOT_ADDED in f.error]
+    failed = [f.source for f in report.files if f.status == "skipped" and f.error.endswith(NOT_ADDED)]
     if failed:  # after the report, so that it says why: scripts see the exit status
         echo(f"error: {len(failed)} of the {len(files)} files given could not be added (see above)", err=True)
         sys.exit(1)

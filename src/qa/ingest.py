@@ -42,7 +42,16 @@ def megabytes(size: float) -> str:
     """A size in MB, as the --max-file-mb flag takes it, with the digits it needs: 52.4 MB, 1 MB,
     0.0069 MB."""
     mb = size / 1e6
+    if mb >= 1000:
+        return f"{mb:,.0f} MB"
     return (f"{mb:.3g}" if mb >= 1 else f"{float(f'{mb:.2g}'):f}".rstrip("0").rstrip(".")) + " MB"
+
+
+def over_limit(size: int, limit: float) -> str:
+    """'file is 52.4 MB, over the 50 MB limit', in bytes where MB would round it to the limit."""
+    if megabytes(size) == megabytes(limit):
+        return f"file is {size:,} bytes, over the {int(limit):,}-byte limit"
+    return f"file is {megabytes(size)}, over the {megabytes(limit)} limit"
 
 
 def discover(
@@ -129,10 +138,7 @@ def read_bytes(file: SourceFile, max_bytes: int) -> bytes:
         if size == 0:
             raise IngestError(f"{file.source}: file is empty; add text to it or remove it")
         if size > max_bytes:
-            raise IngestError(
-                f"{file.source}: file is {megabytes(size)}, over the {megabytes(max_bytes)} limit; "
-                "raise it with --max-file-mb"
-            )
+            raise IngestError(f"{file.source}: {over_limit(size, max_bytes)}; raise it with --max-file-mb")
         return file.path.read_bytes()
     except OSError as exc:
         raise IngestError(
@@ -192,9 +198,7 @@ def _decode_text(source: str, data: bytes) -> tuple[str, list[str]]:
             break
     if b"\x00" in data[:BINARY_WINDOW]:
         head = data[:BINARY_WINDOW]
-        if len(head) >= 8 and (
-            head[1::2].count(0) > 0.9 * len(head[1::2]) or head[0::2].count(0) > 0.9 * len(head[0::2])
-        ):
+        if _utf16_without_mark(head):
             raise IngestError(f"{source}: looks like UTF-16 text without a byte-order mark; save it as UTF-8")
         raise IngestError(f"{source}: looks like a binary file, not text; remove it or give it the right extension")
     try:
@@ -215,6 +219,17 @@ def _decode_text(source: str, data: bytes) -> tuple[str, list[str]]:
         text = text.replace("\x00", "")
         warnings.append(f"{nuls:,} NUL character(s) left out (the first at character {first:,})")
     return text, warnings
+
+
+def _utf16_without_mark(head: bytes) -> bool:
+    """Whether ``head`` reads as UTF-16 text of the Latin alphabet: every other byte NUL, the others
+    printable ASCII (a zero-filled or other binary file is not)."""
+    for zeros, chars in ((head[1::2], head[0::2]), (head[0::2], head[1::2])):
+        if len(chars) >= 8 and zeros.count(0) > 0.9 * len(zeros):
+            printable = sum(1 for b in chars if 32 <= b < 127 or b in (9, 10, 13))
+            if printable > 0.9 * len(chars):
+                return True
+    return False
 
 
 def _check_not_binary(source: str, text: str) -> None:

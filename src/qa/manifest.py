@@ -152,13 +152,15 @@ class Manifest:
         entries = [*self.files.values(), *self.skipped.values()]
         return sorted((e.report() for e in entries), key=lambda r: r.source)
 
-    def changed(self) -> list[str]:
-        """Names of the files under the roots that were added, changed or removed since this build."""
+    def changed(self, index_dir: Path | None = None) -> list[str]:
+        """Names of the files under the roots that were added, changed or removed since this build
+        (nothing inside ``index_dir``, the index folder, as the build leaves it out)."""
         from .ingest import discover
 
         if not self.roots:
             return []
-        found, passed = discover([Path(r) for r in self.roots])
+        leave_out = Path(index_dir).resolve() if index_dir is not None else None
+        found, passed = discover([Path(r) for r in self.roots], self.follow_links, leave_out)
         excluded = set(self.excluded)
         known = {**self.files, **self.skipped}
         changes: list[str] = []

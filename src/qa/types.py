@@ -136,7 +136,9 @@ class QuoteMatch:
     similarity: float
 
 
-NOT_ADDED = "not added"  # in the error of a file `add` was given and could not index
+# How the error of a file `add` was given and could not index ends: kept where it was (in the corpus
+# folder already), or its copy removed again.
+NOT_ADDED = ("; not added", "; not added (its copy was removed again)")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import base64
+import errno
 import html
 import os
 import queue
@@ -625,6 +626,7 @@ def ready_assistant(
     return assistant
 
 
+_BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 ASSETS = Path(__file__).resolve().parent / "assets"  # packaged, so a wheel install has them too
 
 
@@ -662,6 +664,8 @@ def launch(
             theme=gr.themes.Soft(),
         )
     except OSError as exc:  # Gradio: "Cannot find empty port in range ..."; the OS: cannot bind the address
+        if "port" not in str(exc).lower() and getattr(exc, "errno", None) not in _BIND_ERRORS:
+            raise
         where = f"port {port}" if port else "a free port from 7860 to 7959"
         raise InputError(
             f"cannot listen on {host} at {where} ({' '.join(str(exc).split('. ')[0].split())}); "

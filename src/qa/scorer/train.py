@@ -215,7 +215,7 @@ for _pair in _PAIRS.split(", "):
     _a, _b = _pair.split()
     _OPPOSITE.setdefault(_a, _b)
     _OPPOSITE.setdefault(_b, _a)
-_OPPOSABLE = re.compile(r"(?<!\bhow )\b(" + "|".join(sorted(_OPPOSITE, key=len, reverse=True)) + r")\b")
+_OPPOSABLE = re.compile(r"(?<!\b[Hh]ow )\b(" + "|".join(sorted(_OPPOSITE, key=len, reverse=True)) + r")\b")
 
 
 def opposed(train: list[dict], rng: random.Random, share: float) -> list[tuple[str, dict]]:
