@@ -377,6 +377,22 @@ def test_the_abstention_trade_off_reads_declined_at_fixed_answered_shares_and_th
     assert trade_off([0.5], [True]) == ""
 
 
+def test_the_confidence_table_counts_every_answer_even_scores_above_one():
+    from qa.evaluate import reliability
+    from qa.scorer.data import Question
+    from qa.types import Answer, Citation, Snippet
+
+    def answered(text: str, confidence: float) -> Answer:
+        return Answer("q", (Snippet(text, Citation("x:0-1", "x", 0, 1), confidence),), False, confidence=confidence)
+
+    gold = Question("1", "q", 0, "d", ((0, "Paris"),))
+    unanswerable = Question("2", "q", 0, "d", ())
+    answers = [answered("Paris is big.", 0.1), answered("Rome.", 0.9), answered("Paris.", 1.3)]
+    assert reliability(answers[:2], [gold, gold]) == "0.0-0.2: 1.00 (n=1) | 0.8-1.0: 0.00 (n=1)"
+    # --scorer none's similarity scores run to 1.5: the last row takes them, and says so.
+    assert reliability(answers, [gold, gold, unanswerable]) == "0.0-0.2: 1.00 (n=1) | 0.8 and up: 0.00 (n=2)"
+
+
 def test_scorer_evaluation_limits_each_split_and_answers_each_question_once(assistant: Assistant):
     """`qa eval --limit N` keeps the first N questions of every split, as the retrieval table does."""
     from qa.evaluate import Question, evaluate_scorers

@@ -381,8 +381,8 @@ def reliability(answers: list[Any], questions: list[Any]) -> str:
             if lo <= a.confidence < hi
         ]
         if hits:
-            upper = f"{hi:.1f}" if hi < 1 else ("1.0" if max(a.confidence for a in answers) <= 1 else "")
-            parts.append(f"{lo:.1f}-{upper}: {sum(hits) / len(hits):.2f} (n={len(hits)})")
+            upper = f"-{hi:.1f}" if hi < 1 else ("-1.0" if max(a.confidence for a in answers) <= 1 else " and up")
+            parts.append(f"{lo:.1f}{upper}: {sum(hits) / len(hits):.2f} (n={len(hits)})")
     return " | ".join(parts)
 
 
