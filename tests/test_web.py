@@ -77,6 +77,14 @@ def test_off_topic_chat_says_not_in_the_sources_with_related_passages(client):
     assert picked["value"] and picked["label"] == "Citations in the last answer" and "<mark>" in viewer
 
 
+def test_a_declined_answer_names_the_missing_terms_as_the_user_wrote_them():
+    from qa.types import Answer
+    from qa.web import answer_markdown
+
+    reply = answer_markdown(Answer("q", (), True, "the sources never mention 'F-35', 'SOSA'"))
+    assert reply.startswith("**Not in the sources.** The sources never mention 'F-35', 'SOSA'.")
+
+
 def test_empty_question_is_a_clear_error_not_a_trace(client):
     from gradio_client.exceptions import AppError
 

@@ -96,7 +96,8 @@ def answer_markdown(answer: Answer) -> str:
     """An answer as chat Markdown: numbered verbatim quotes with clickable markers and scores."""
     shown = shown_snippets(answer)
     if answer.abstained:
-        lines = [f"**Not in the sources.** {md_escape(answer.reason.capitalize())}."]
+        reason = answer.reason[:1].upper() + answer.reason[1:]  # not str.capitalize(): it lowercases 'F-35'
+        lines = [f"**Not in the sources.** {md_escape(reason)}."]
         if shown:
             # Folded, so the plain "not in the sources" stays what the user sees first.
             lines += ["", "<details><summary>Related passages (not answers)</summary>"]
