@@ -121,14 +121,19 @@ def test_question_types_and_key_terms():
     assert key_terms("How many F-35 fighter jets has Japan ordered in 2024?") == ["F-35", "Japan", "2024"]
 
 
-def test_dot_leaders_never_answer_and_france_is_declined(tmp_path: Path, embedder):
-    pdf = shared_path("pdfs", "GeoTopo-komprimiert.pdf")
+def _sample_with_pdf(tmp_path: Path, embedder, name: str) -> Assistant:  # type: ignore[no-untyped-def]
+    """An assistant over the sample corpus plus one PDF of ../shared/pdfs."""
+    pdf = shared_path("pdfs", name)
     corpus = tmp_path / "corpus"
     corpus.mkdir()
     shutil.copy(pdf, corpus / pdf.name)
     shutil.copy(ROOT / "corpus" / "us-japan-defense-cooperation-2024.txt", corpus)
     Assistant.build(corpus, tmp_path / "index", embedder=embedder)
-    with Assistant.open(tmp_path / "index", embedder=embedder) as qa:
+    return Assistant.open(tmp_path / "index", embedder=embedder)
+
+
+def test_dot_leaders_never_answer_and_france_is_declined(tmp_path: Path, embedder):
+    with _sample_with_pdf(tmp_path, embedder, "GeoTopo-komprimiert.pdf") as qa:
         answer = qa.ask("What is the capital of France?", k=5)
         assert answer.abstained
         for question in ("What is the capital of France?", "What is on page 3?", "table of contents"):
@@ -143,13 +148,7 @@ def test_a_table_read_column_by_column_is_shown_without_a_phrase(tmp_path: Path,
     shown, but the phrase the reader picks inside it cannot be trusted, and none is highlighted."""
     from qa.scorer.features import is_cell_column
 
-    pdf = shared_path("pdfs", "google-doc-document.pdf")
-    corpus = tmp_path / "corpus"
-    corpus.mkdir()
-    shutil.copy(pdf, corpus / pdf.name)
-    shutil.copy(ROOT / "corpus" / "us-japan-defense-cooperation-2024.txt", corpus)
-    Assistant.build(corpus, tmp_path / "index", embedder=embedder)
-    with Assistant.open(tmp_path / "index", embedder=embedder) as qa:
+    with _sample_with_pdf(tmp_path, embedder, "google-doc-document.pdf") as qa:
         answer = qa.ask("What is the capital of France?")
         assert answer.best is not None and is_cell_column(answer.best.text), answer
         assert "Paris" in answer.best.text and answer.phrase is None
