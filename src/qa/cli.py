@@ -376,7 +376,7 @@ def _print_report(report: BuildReport, built: bool = True) -> None:
 
 
 def _count(n: int, word: str) -> str:
-    """ "1 page", "2 pages", "6,942 chars"."""
+    """A count with its word, plural unless one: 1 page, 2 pages, 6,942 chars."""
     return f"{n:,} {word}" + ("" if n == 1 else "s")
 
 
@@ -601,10 +601,8 @@ def batch_command(
     except KeyboardInterrupt:
         if output == "-":
             raise
-        if fout == "md":  # --resume reads back .jsonl and .csv only
-            echo(f"interrupted: the rows answered so far are in {output}; run again to answer them all", err=True)
-        else:
-            echo(f"interrupted: the rows answered so far are in {output}; run again with --resume", err=True)
+        then = "run again to answer them all" if fout == "md" else "run again with --resume"  # it reads .jsonl, .csv
+        echo(f"interrupted: the rows answered so far are in {output}; {then}", err=True)
         sys.exit(130)  # said why already: not main's plain "interrupted" as well
     finally:
         if bar is not None:
