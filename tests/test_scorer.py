@@ -362,6 +362,36 @@ def test_the_listwise_loss_rewards_the_answer_over_its_question_s_others_and_no_
     assert float(unanswerable_read_as_answered) > 2.0
 
 
+def test_readers_of_one_start_average_into_one_and_others_are_refused(tmp_path):
+    import json
+
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from qa.scorer.train import average
+
+    def reader(name, seed, init_seed, value):
+        folder = tmp_path / name
+        folder.mkdir()
+        save_file({"span.weight": torch.full((2, 3), value).half()}, str(folder / "reader.safetensors"))
+        meta = {"layers": 6, "seed": seed, "init_seed": init_seed, "train_seconds": 10.0}
+        (folder / "reader.json").write_text(json.dumps(meta))
+        return folder
+
+    a, b, c = reader("a", 1, 9, 1.0), reader("b", 2, 9, 2.0), reader("c", 3, 9, 6.0)
+    meta = average([a, b, c], tmp_path / "soup")
+    weights = load_file(str(tmp_path / "soup" / "reader.safetensors"))["span.weight"]
+    assert weights.dtype == torch.float16 and torch.equal(weights.float(), torch.full((2, 3), 3.0))
+    assert meta["seed"] == [1, 2, 3] and meta["averaged"] == 3 and meta["train_seconds"] == 30.0
+    assert json.loads((tmp_path / "soup" / "reader.json").read_text()) == meta
+    other_start = reader("d", 4, 8, 1.0)
+    with pytest.raises(SystemExit, match="one --init-seed"):
+        average([a, other_start], tmp_path / "mixed")
+    with pytest.raises(SystemExit, match="two or more"):
+        average([a], tmp_path / "alone")
+    assert not (tmp_path / "mixed").exists()
+
+
 def test_the_abstention_trade_off_reads_declined_at_fixed_answered_shares_and_the_auc():
     from qa.evaluate import trade_off
 

