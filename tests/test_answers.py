@@ -23,7 +23,7 @@ QUESTIONS = json.loads((ROOT / "tests" / "data" / "seed_questions.json").read_te
 KNOWN_MISSES = {
     "What does SOSA do?": "the reader prefers the sentence that names SOSA to the one that says what it does",
     "What opportunity does the research and development memorandum give the alliance?": (
-        "the MOU-signing sentence outranks the one that says what the MOU provides"
+        "declined (0.24): the MOU-signing sentence outranks the one that says what the MOU provides"
     ),
     "Which earlier missile is cited as an example of successful joint development?": (
         "the answer sits in a fragment ('including Standard Missile (SM) Block-3 IIA') the reader scores low"
@@ -33,16 +33,10 @@ KNOWN_MISSES = {
     "Which Pentagon mechanism is Japan modeling its new program on?": "'Pentagon' never appears in the text",
     "What will the new permanent joint headquarters improve?": "needs the previous sentence's definition of PJHQ",
     "How strong is the Japan-U.S. alliance according to the article?": (
-        "declined: the right sentence comes first, under the threshold"
-    ),
-    "What would take the alliance to the next level?": (
-        "declined: 'lift the alliance to new levels' comes first (0.27), under the threshold (0.29)"
+        "declined: the right sentence comes first (0.20), under the threshold (0.28)"
     ),
     "In what kind of programs had the two countries previously cooperated successfully on development?": (
-        "the Glide-Phase Interceptor sentence (0.58) outranks the ballistic-missile-defense one (0.47)"
-    ),
-    "How do many Japanese people view the current security situation?": (
-        "declined: the right sentence comes first (0.24), under the threshold (0.29)"
+        "the Glide-Phase Interceptor sentence (0.58) outranks the ballistic-missile-defense one (0.32)"
     ),
 }
 

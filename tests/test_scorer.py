@@ -142,13 +142,18 @@ def test_dot_leaders_never_answer_and_france_is_declined(tmp_path: Path, embedde
                 assert not is_junk(s.text), s.text
 
 
-def test_a_table_read_column_by_column_is_shown_without_a_phrase(tmp_path: Path, embedder):
+def test_a_table_read_column_by_column_is_shown_without_a_phrase(tmp_path: Path, embedder, monkeypatch):
     """google-doc-document.pdf's table comes out of the PDF a column at a time (countries, then
     capitals): the capital beside "France" is Jakarta's. The block holds the answer, so it may be
-    shown, but the phrase the reader picks inside it cannot be trusted, and none is highlighted."""
+    shown, but the phrase the reader picks inside it cannot be trusted, and none is highlighted,
+    whatever the confidence (here also with the threshold at 0, so that it is shown)."""
+    from qa.scorer import AnswerScorer
     from qa.scorer.features import is_cell_column
 
     with _sample_with_pdf(tmp_path, embedder, "google-doc-document.pdf") as qa:
+        answer = qa.ask("What is the capital of France?")
+        assert answer.abstained or answer.phrase is None, answer
+        monkeypatch.setattr(AnswerScorer, "threshold", property(lambda self: 0.0))
         answer = qa.ask("What is the capital of France?")
         assert answer.best is not None and is_cell_column(answer.best.text), answer
         assert "Paris" in answer.best.text and answer.phrase is None
