@@ -227,7 +227,8 @@ def test_a_build_that_runs_out_of_disk_keeps_the_old_index_and_says_so_in_one_li
     assert "\n" not in message and "writing the new index failed (" in message
     assert "the previous index is unchanged" in message
     assert current_generation(index) == gen and not list(index.glob(".staging-*"))
-    assert Assistant.open(index, embedder=HashEmbedder()).ask("Patriot missiles").snippets
+    answer = Assistant.open(index, embedder=HashEmbedder()).ask("Patriot missiles")
+    assert any("Patriot" in s.text for s in answer.snippets + answer.related)  # answered or not, it searches
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes to read-only folders")
