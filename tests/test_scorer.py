@@ -536,3 +536,20 @@ def test_hotpot_scores_read_what_the_snippets_show():
         "right_when_answered": 1.0,
         "phrase_f1": 1.0,
     }
+
+
+def test_the_seed_sweep_reads_each_run_s_calibration_line_and_ranks_by_their_sum():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("scorer_seeds", ROOT / "benchmarks" / "scorer_seeds.py")
+    assert spec is not None and spec.loader is not None
+    seeds = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seeds)
+    log = (
+        "[ 377.3s] calibration questions: right sentence first 0.821 (fusion weight 0.2); "
+        "unanswerable declined 0.322 at 0.90 answered, 0.470 at 0.80\n[ 377.3s] done"
+    )
+    assert seeds.calibration_figures(log) == (0.821, 0.322)
+    assert seeds.calibration_figures("[ 2.0s] 13259 training questions") is None
+    figures = {"s1": (0.821, 0.322), "s5": (0.832, 0.367), "average": (0.833, 0.348), "s3": (0.826, 0.334)}
+    assert seeds.ranked(figures) == ["s5", "average", "s3", "s1"]
