@@ -350,6 +350,29 @@ def test_listwise_batches_keep_each_question_with_its_candidates():
         assert all(sum(r[6] == g for r in rows) == sum(rows[i][6] == g for i in b) for g in groups)
 
 
+def test_wrong_sentences_read_in_training_are_the_best_ranked_by_retrieval_or_by_the_cheap_head():
+    import random
+
+    from qa.scorer.train import examples
+
+    record = _record("What was built in 1900?", "A bridge was built in 1900.", (0, 8), "A bridge")
+    wrong = [
+        {"text": f"Wrong sentence {k}.", "title": "T", "label": 0, "span": None, "before": "", "after": "", "cheap": c}
+        for k, c in enumerate([-3.0, -2.0, 1.0, 2.0, -1.0])  # retrieval's order; the cheap head's: 3 2 4 1 0
+    ]
+    record["candidates"] = record["candidates"][:1] + wrong
+
+    def read(**kw):
+        rows = examples([record], random.Random(0), swap_share=0.0, negate_share=0.0, **kw)
+        return [r[1].split(" | ")[-1] for r in rows if r[2] == 0]
+
+    by_retrieval = read(negatives=2)
+    assert by_retrieval[:2] == ["Wrong sentence 0.", "Wrong sentence 1."] and len(by_retrieval) == 3
+    by_cheap = read(negatives=2, negatives_by="cheap")
+    assert by_cheap[:2] == ["Wrong sentence 3.", "Wrong sentence 2."] and len(by_cheap) == 3
+    assert by_cheap[2] in {"Wrong sentence 4.", "Wrong sentence 1.", "Wrong sentence 0."}
+
+
 def test_the_listwise_loss_rewards_the_answer_over_its_question_s_others_and_no_answer_where_none():
     import torch
 

@@ -34,6 +34,7 @@ SEED = 20261125
 DU_CALIBRATION = range(40, 44)
 V2_CALIBRATION = range(6, 8)
 NEGATIVES = 3
+NEGATIVES_BY = "retrieval"  # which wrong sentences are "best-ranked": retrieval's order, or the cheap head's
 UNANSWERABLE_REPEATS = 3
 SWAP_SHARE = 0.6
 DELETE_SHARE = 0.0  # answer sentences read with their answer phrase cut out (tried: no better, see the README)
@@ -101,12 +102,15 @@ def examples(
     negate_share: float = NEGATE_SHARE,
     unanswerable_repeats: int = UNANSWERABLE_REPEATS,
     antonym_share: float = ANTONYM_SHARE,
+    negatives: int = NEGATIVES,
+    negatives_by: str = NEGATIVES_BY,
 ) -> list[Row]:
     """(question, second segment, label, span start, span end, offset, group) rows for the reader;
     a group is one question read with its candidates (a made-up question is a group of one).
 
     Per answerable question: the answer sentence, the best-ranked wrong sentences and one drawn at
-    random. Per unanswerable question (SQuAD v2), its best-ranked sentences, repeated
+    random (``negatives`` of them, ranked by retrieval or, with ``negatives_by="cheap"``, by the cheap
+    head, which picks what the reader reads). Per unanswerable question (SQuAD v2), its best-ranked sentences, repeated
     ``UNANSWERABLE_REPEATS`` times, as they are few. And questions made unanswerable: the answer
     sentence read with a question whose name or number was swapped for another of the same
     article (``swapped``), the near miss a user's question about another year or person is; the
@@ -120,10 +124,12 @@ def examples(
         cands = r["candidates"]
         pos = [c for c in cands if c["label"] == 1]
         neg = [c for c in cands if c["label"] == 0]
-        picked = neg[:NEGATIVES] + (rng.sample(neg[NEGATIVES:], 1) if len(neg) > NEGATIVES else [])
+        if negatives_by == "cheap":
+            neg = sorted(neg, key=lambda c: -c["cheap"])
+        picked = neg[:negatives] + (rng.sample(neg[negatives:], 1) if len(neg) > negatives else [])
         repeats = 1
         if not r["answerable"]:
-            picked, repeats = neg[: NEGATIVES + 1], unanswerable_repeats
+            picked, repeats = neg[: negatives + 1], unanswerable_repeats
         for _ in range(repeats):
             group = len(groups)
             groups.append(group)
@@ -655,6 +661,13 @@ def main() -> None:
         help="share of questions with a word turned to its opposite",
     )
     ap.add_argument("--unanswerable-repeats", type=int, default=UNANSWERABLE_REPEATS)
+    ap.add_argument("--negatives", type=int, default=NEGATIVES, help="best-ranked wrong sentences read per question")
+    ap.add_argument(
+        "--negatives-by",
+        choices=("retrieval", "cheap"),
+        default=NEGATIVES_BY,
+        help="rank the wrong sentences by retrieval's order or by the cheap head's logit",
+    )
     ap.add_argument("--read", type=int, default=6, help="candidates the reader reads per question")
     ap.add_argument(
         "--context",
@@ -739,6 +752,8 @@ def main() -> None:
         args.negate_share,
         args.unanswerable_repeats,
         args.antonym_share,
+        args.negatives,
+        args.negatives_by,
     )
     if args.limit:
         rows = rng.sample(rows, args.limit)
@@ -772,6 +787,7 @@ def main() -> None:
             "antonym_share": args.antonym_share,
             "unanswerable_repeats": args.unanswerable_repeats,
         },
+        "negatives": [args.negatives, args.negatives_by],
         "listwise": args.listwise,
         "read": args.read,
         "train_seconds": round(train_seconds, 1),
