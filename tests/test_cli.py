@@ -183,3 +183,33 @@ def test_installed_entry_point_answers(cli_index):
     assert "Patriot missiles" in json.loads(result.stdout)["answer"]
     version = subprocess.run([sys.executable, "-m", "qa", "--version"], capture_output=True, text=True, timeout=60)
     assert version.returncode == 0 and "0.1.0" in version.stdout
+
+
+@pytest.mark.parametrize(
+    ("text", "phrase", "shown"),
+    [
+        ("It exports Patriot missiles, which Japan makes.", "Patriot missiles", "It exports <Patriot missiles>, which"),
+        ("The chief (Ana Ruiz) spoke.", "Ana Ruiz", "The chief (<Ana Ruiz>) spoke."),
+        ("Named “Falcon”  in\n2024.", "Falcon", "Named “<Falcon>” in 2024."),
+        ("Falcon led it.", "Falcon", "<Falcon> led it."),
+    ],
+)
+def test_the_highlighted_phrase_sits_in_its_sentence_with_no_space_added(text, phrase, shown):
+    import re
+
+    from qa.cli import format_answer
+    from qa.types import Answer, Citation, Snippet
+
+    at = 100 + text.index(phrase)
+    sentence = Snippet(text, Citation("c1", "notes.txt", 100, 100 + len(text)), 0.9)
+    answer = Answer(
+        "q?",
+        (sentence,),
+        False,
+        confidence=0.9,
+        phrase=Snippet(phrase, Citation("c2", "notes.txt", at, at + len(phrase)), 0.9),
+    )
+    styled = format_answer(answer, color=True).splitlines()[1]
+    plain = re.sub(r"\x1b\[1m\x1b\[4m(.*?)\x1b\[0m", r"<\1>", styled)
+    assert shown in plain and "\x1b" not in plain
+    assert format_answer(answer, color=False).splitlines()[1] == plain.replace("<", "").replace(">", "")

@@ -470,27 +470,30 @@ def format_answer(answer: Answer, color: bool = False) -> str:
     return "\n".join(lines)
 
 
+def _shown(part: str) -> str:
+    return visible(" ".join(part.split()), one_line=True)
+
+
 def _snippet_lines(
     snippets: tuple[Snippet, ...], start: int = 1, phrase: Snippet | None = None, color: bool = False
 ) -> list[str]:
     """Numbered quotes with their citations; source text escaped (``visible``) before any styling."""
     lines = []
     for n, s in enumerate(snippets, start):
-
-        def shown(part: str) -> str:
-            return visible(" ".join(part.split()), one_line=True)
-
-        text = shown(s.text)
+        text = _shown(s.text)
         if phrase is not None and color and n == start:
+            # Styled in place: the characters between the parts are the source's own (white space
+            # runs made one space, as everywhere in a quote), none added at the phrase's edges.
             a, b = phrase.citation.start - s.citation.start, phrase.citation.end - s.citation.start
-            text = " ".join(
-                p
-                for p in (
-                    shown(s.text[:a]),
-                    click.style(shown(s.text[a:b]), bold=True, underline=True),
-                    shown(s.text[b:]),
+            flat = re.sub(r"\s+", " ", s.text)
+            cut = len(re.sub(r"\s+", " ", s.text[:a])), len(re.sub(r"\s+", " ", s.text[:b]))
+            head, mid, tail = flat[: cut[0]].lstrip(), flat[cut[0] : cut[1]], flat[cut[1] :].rstrip()
+            text = "".join(
+                (
+                    visible(head, one_line=True),
+                    click.style(visible(mid, one_line=True), bold=True, underline=True),
+                    visible(tail, one_line=True),
                 )
-                if p
             )
         lines.append(f"  [{n}] “{text}”")
         lines.append(visible(f"      — {s.citation}  (confidence {s.score:.2f})", one_line=True))
