@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 
+import re
+
 import pytest
 
 from qa import Answer, Assistant, Citation, Snippet
@@ -168,6 +170,12 @@ def test_ask_many_matches_ask(assistant: Assistant):
 @pytest.mark.parametrize("bad", ["", "   \n\t ", "\x00\x01"])
 def test_empty_questions_are_refused_clearly(assistant: Assistant, bad):
     with pytest.raises(InputError, match="empty"):
+        assistant.ask(bad)
+
+
+@pytest.mark.parametrize(("bad", "named"), [("Who led\udcff?", "the byte \\xff at character 8"), ("a\ud800", "U+D800")])
+def test_a_question_that_is_not_text_is_refused_with_where(assistant: Assistant, bad, named):
+    with pytest.raises(InputError, match=re.escape(named)):
         assistant.ask(bad)
 
 

@@ -88,6 +88,7 @@ def test_cite_round_trips_an_answer_citation(cli_index):
         (["cite", "not-an-id"], "is not a citation id"),
         (["cite", "000000000000:1-5"], "not in this index"),
         (["ask", "   "], "the question is empty"),
+        (["ask", "Who led\udcff?"], "the byte \\xff at character 8, which is not UTF-8 text"),
     ],
 )
 def test_user_mistakes_get_one_line_errors_and_exit_1(cli_index, args, message):

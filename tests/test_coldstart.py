@@ -208,13 +208,25 @@ def test_remove_loads_no_model(built, tmp_path):
 
 
 @pytest.mark.slow
-def test_chat_ends_at_end_of_input_and_keeps_going_after_a_bad_question(seed_index):
-    result = CliRunner().invoke(
-        main, ["chat", "--index", str(seed_index), "--json", "--scorer", "none"], input="   \nWhat does SOSA do?\n"
+def test_chat_ends_at_end_of_input_and_keeps_going_after_a_bad_question(built):
+    """A blank line is skipped; a question refused (too long, bytes that are not UTF-8) gets its
+    error as a JSON line of its own, and the chat goes on (the installed path: ONNX, no torch)."""
+    home, env = built
+    lines = ["   ", "why " * 600, "Who led\udcff?", "What does SOSA do?"]
+    result = subprocess.run(
+        [QA, "chat", "--index", str(home / "built"), "--json"],
+        input="\n".join(lines).encode("utf-8", "surrogateescape") + b"\n",
+        capture_output=True,
+        env=env,
+        timeout=300,
     )
-    assert result.exit_code == 0, result.output
-    answers = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [a["question"] for a in answers] == ["What does SOSA do?"]
+    stderr = result.stderr.decode("utf-8", "replace")
+    assert result.returncode == 0, stderr
+    answers = [json.loads(line) for line in result.stdout.decode().splitlines()]
+    assert [a["question"] for a in answers] == ["why " * 50, "Who led\\xff?", "What does SOSA do?"]
+    assert "limit is 2,000" in answers[0]["error"] and "the byte \\xff at character 8" in answers[1]["error"]
+    assert answers[2]["answer"] and "error" not in answers[2]
+    assert "Traceback" not in stderr and stderr.count("error: ") == 2
 
 
 def test_add_progress_shows_each_stage_from_the_start(monkeypatch):

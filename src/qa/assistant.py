@@ -32,6 +32,7 @@ from .settings import DEFAULT_CORPUS, DEFAULT_INDEX, Settings
 from .types import NOT_ADDED, Answer, BuildReport, FileReport, Passage, QuoteMatch
 
 MAX_QUESTION_CHARS = 2000
+_SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair, alone: not a character
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
@@ -39,6 +40,16 @@ def clean_question(question: str) -> str:
     """The question with control characters dropped and white space folded; InputError if unusable."""
     if not isinstance(question, str):
         raise InputError(f"a question must be text, not {type(question).__name__}")
+    bad = _SURROGATE.search(question)
+    if bad:
+        # What a terminal or pipe gives for bytes that are not UTF-8 (Python's "surrogateescape"):
+        # not text the tokenizer can read.
+        code = ord(bad.group())
+        what = f"the byte \\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise InputError(
+            f"the question holds {what} at character {bad.start() + 1}, which is not UTF-8 text; "
+            "type or save it as UTF-8"
+        )
     text = " ".join(_CONTROL.sub(" ", unicodedata.normalize("NFC", question)).split())
     if not text:
         raise InputError("the question is empty; type a question")
