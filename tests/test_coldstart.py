@@ -12,10 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import qa as qa_package
-from qa.cli import AddProgress, main
+from qa.cli import AddProgress
 
 from .conftest import SEED_FILE
 
