@@ -127,9 +127,16 @@ def test_uploaded_document_is_indexed_escaped_and_removable(client, server, tmp_
     history, *_ = client.predict("What does the Okapi Foundation fund?", [], 1, api_name="/chat")
     reply = text_of(history[-1])
     assert "zebra research" in reply and "<script>" not in reply and "&lt;script&gt;" in reply
-    table, note, _ = client.predict("crafted notes.md", api_name="/remove")
+    # Another client, started after the upload, removes it too: the source list is the index's now,
+    # not the one the page was built with.
+    from gradio_client import Client
+
+    other = Client(server["url"], verbose=False, analytics_enabled=False)
+    table, note, _ = other.predict("crafted notes.md", api_name="/remove")
     assert "crafted notes.md" not in [row[0] for row in table["data"]]
     assert not (server["corpus"] / "crafted notes.md").exists()
+    with pytest.raises(Exception, match="is not a source"):
+        other.predict("crafted notes.md", api_name="/remove")
 
 
 def test_unsupported_upload_is_refused_clearly(client, tmp_path):

@@ -546,8 +546,13 @@ def build_app(assistant: Assistant) -> gr.Blocks:
                     )
                     with gr.Column():
                         add_button = gr.Button("Add and index", variant="primary")
+                        # Any source the index has now, not only those the page was built with: an API
+                        # client removes a file added after start (``remove`` refuses a name it lacks).
                         pick = gr.Dropdown(
-                            [f.source for f in assistant.sources()], label="Source to remove", elem_id="remove-pick"
+                            [f.source for f in assistant.sources()],
+                            label="Source to remove",
+                            elem_id="remove-pick",
+                            allow_custom_value=True,
                         )
                         remove_button = gr.Button("Remove from index", variant="stop")
                 add_button.click(add, uploads, [sources, note, pick], api_name="upload", concurrency_id="index").then(
