@@ -107,6 +107,10 @@ def test_user_mistakes_get_one_line_errors_and_exit_1(cli_index, args, message):
             "Invalid value for '--chunk-tokens': 'abc' is not a valid integer (see `qa index --help`)",
         ),
         (["--frobnicate"], "No such option '--frobnicate' (see `qa --help`)"),
+        (
+            ["serve", "--port", "99999"],
+            "Invalid value for '--port': 99999 is not in the range 1<=x<=65535 (see `qa serve --help`)",
+        ),
         (["ask"], "Missing argument 'QUESTION' (see `qa ask --help`)"),
         (
             ["index", "--wait", "-5"],

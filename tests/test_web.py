@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -219,6 +220,45 @@ def test_a_port_in_use_is_one_clear_error(server):
     port = int(server["url"].rsplit(":", 1)[1].strip("/"))  # the fixture's server holds it
     with pytest.raises(InputError, match=f"cannot listen on 127.0.0.1 at port {port} .*pick another port"):
         launch(build_app(server["assistant"]), port=port, block=False)
+
+
+@pytest.mark.parametrize(
+    ("host", "says"),
+    [
+        ("999.1.1.1", "is not an address or a name this machine can resolve"),
+        ("192.0.2.1", "is no address of this machine's network interfaces"),  # TEST-NET-1: never assigned
+    ],
+)
+def test_a_host_this_machine_cannot_listen_on_is_named(host, says):
+    from qa.errors import InputError
+    from qa.web import check_host
+
+    with pytest.raises(InputError, match=f"--host '{re.escape(host)}' {re.escape(says)}; use 127.0.0.1"):
+        check_host(host)
+    check_host("127.0.0.1")  # the default passes
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--port", "99999"], "is not a port from 1 to 65535"),
+        (["--frobnicate"], "unrecognized arguments: --frobnicate"),
+    ],
+)
+def test_the_ui_script_refuses_a_bad_port_or_flag_before_loading_anything(args, says, tmp_path):
+    import subprocess
+    import sys
+
+    env = {**os.environ, "QA_PORT": "", "XDG_STATE_HOME": str(tmp_path)}
+    result = subprocess.run(
+        [sys.executable, "ui/app.py", "--index", str(tmp_path / "none"), *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert result.returncode == 2 and says in result.stderr and "Traceback" not in result.stderr
 
 
 def test_uploads_over_the_size_limit_are_refused(server, tmp_path):

@@ -1,7 +1,8 @@
 """Launch the qa web UI: ``python ui/app.py [--index index] [--corpus corpus] [--host H] [--port P]``.
 
 Also works with Gradio's reload mode (``gradio ui/app.py``): the index and model load once, under
-``gr.NO_RELOAD``, and the Blocks are rebuilt on every change. The stylesheet is packaged with qa
+``gr.NO_RELOAD``, and the Blocks are rebuilt on every change. ``QA_INDEX``, ``QA_HOST`` and ``QA_PORT``
+give the defaults, as for ``qa serve``. The stylesheet is packaged with qa
 (``qa/assets/style.css``) and applied by ``qa.web.launch``. Set ``QA_AUTH=user:password`` to require a login.
 """
 
@@ -17,13 +18,22 @@ import gradio as gr
 from qa.settings import DEFAULT_INDEX
 from qa.web import build_app, launch, ready_assistant
 
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port from 1 to 65535")
+    return int(text)
+
+
 if gr.NO_RELOAD:
     parser = argparse.ArgumentParser(description="qa web UI")
     parser.add_argument("--index", default=os.environ.get("QA_INDEX", DEFAULT_INDEX))
     parser.add_argument("--corpus", default=None, help="folder to index when there is no index yet")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=None)
-    args, _ = parser.parse_known_args()
+    parser.add_argument("--host", default=os.environ.get("QA_HOST", "127.0.0.1"))
+    parser.add_argument("--port", type=port_number, default=os.environ.get("QA_PORT") or None)
+    args, unknown = parser.parse_known_args()  # Gradio's reload mode may pass its own
+    if unknown and __name__ == "__main__":
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     assistant = ready_assistant(
         Path(args.index), Path(args.corpus) if args.corpus else None, say=lambda m: print(m, file=sys.stderr)
     )

@@ -690,7 +690,13 @@ def quote_command(text: str | None, from_file: Path | None, index_dir: Path, lim
     envvar="QA_HOST",
     help="Address to listen on (127.0.0.1 keeps it on this machine).",
 )
-@click.option("--port", type=int, default=None, envvar="QA_PORT", help="Port (default: first free from 7860).")
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    envvar="QA_PORT",
+    help="Port (default: first free from 7860) [env QA_PORT].",
+)
 @click.option(
     "--auth", default=None, envvar="QA_AUTH", metavar="USER:PASSWORD", help="Require this login [env QA_AUTH]."
 )

@@ -15,6 +15,7 @@ import queue
 import re
 import shutil
 import signal
+import socket
 import sys
 import tempfile
 import threading
@@ -636,6 +637,23 @@ _BIND_ERRORS = (errno.EADDRINUSE, errno.EADDRNOTAVAIL, errno.EACCES)
 ASSETS = Path(__file__).resolve().parent / "assets"  # packaged, so a wheel install has them too
 
 
+def check_host(host: str) -> None:
+    """InputError naming ``host`` when this machine cannot listen there (Gradio would only say it
+    found no free port)."""
+    hint = "use 127.0.0.1 (this machine only) or 0.0.0.0 (every interface)"
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, 0, type=socket.SOCK_STREAM)[0]
+    except (socket.gaierror, UnicodeError):
+        raise InputError(f"--host {host!r} is not an address or a name this machine can resolve; {hint}") from None
+    with socket.socket(family, kind, proto) as probe:
+        try:
+            probe.bind(address)  # port 0: any free one, only to learn whether the address is ours
+        except OSError as exc:
+            if exc.errno != errno.EADDRNOTAVAIL:
+                return  # anything else (a permission) Gradio's own bind reports with its port
+            raise InputError(f"--host {host!r} is no address of this machine's network interfaces; {hint}") from None
+
+
 def launch(
     demo: gr.Blocks,
     *,
@@ -647,6 +665,7 @@ def launch(
     max_file_mb: float = 50.0,
 ) -> gr.Blocks:
     """Start ``demo`` on ``host``:``port`` (localhost by default; no share link unless asked)."""
+    check_host(host)
     css = [ASSETS / "style.css"] if (ASSETS / "style.css").exists() else None
     script = Path(__file__).with_name("web.js").read_text(encoding="utf-8")
     demo.queue(default_concurrency_limit=2)
