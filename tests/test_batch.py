@@ -181,6 +181,19 @@ def test_batch_run_answers_like_ask(assistant):
     assert got == want
 
 
+def test_a_quote_never_closed_is_reported_with_the_lines_it_took_not_read_as_one_question():
+    data = b'id,question\n1,Who led it?\nq2,"What is 42 metres tall?\n3,How far did it fly?\n4,What was the budget?\n'
+    rows = list(batch.read_rows(data, "csv"))
+    assert [r.id for r in rows] == ["1", "q2"] and not rows[0].error
+    assert rows[1].error == (
+        "row 2 (lines 3-5) has a quote in its 'question' field that is not closed where the field ends, "
+        "so it took in the lines after it; close the quote or remove it"
+    )
+    # a question quoted over two lines is still one question
+    rows = list(batch.read_rows(b'id,question\n1,"Who led\nthe project?"\n2,Where?\n', "csv"))
+    assert [(r.question, r.error) for r in rows] == [("Who led the project?", ""), ("Where?", "")]
+
+
 def test_csv_row_with_an_unquoted_comma_is_reported_not_cut():
     rows = list(batch.read_rows(b"id,question\n1,What is X, really?\n2,What does SOSA do?\n", "csv"))
     assert rows[0].error == "row 1 has more fields than the header; put quotes around text with commas"

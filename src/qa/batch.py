@@ -165,12 +165,27 @@ def _table_rows(data: bytes, delimiter: str, name: str) -> Iterator[Row]:
         raise InputError(
             f"{name}: no 'question' column (found: {found}); " + (hint or "add a header row with a question column")
         )
+    first = reader.line_num + 1
     for n, record in enumerate(reader, 1):
+        lines, first = (first, reader.line_num), reader.line_num + 1
         question = record.get(columns["question"]) or ""
         rid = (record.get(columns["id"]) or "").strip() if "id" in columns else ""
         gold = record.get(columns["answer"]) if "answer" in columns else None
         extra = {k: v for k, v in record.items() if k not in (columns.get("question"), columns.get("id"))}
         row = Row(rid or str(n), question, (gold.strip(),) if gold and gold.strip() else (), extra)
+        swallowed = _swallowed(record, delimiter)
+        if swallowed:
+            # A quote opened and not closed where its field ends takes in the rows after it: refused
+            # with the lines it took, not read as one long question.
+            yield Row(
+                rid or str(n),
+                " ".join(question.split())[:200],
+                error=(
+                    f"row {n} (lines {lines[0]}-{lines[1]}) has a quote in its {swallowed!r} field that is not "
+                    "closed where the field ends, so it took in the lines after it; close the quote or remove it"
+                ),
+            )
+            continue
         if None in record:
             extra.pop(None, None)
             yield Row(
@@ -186,6 +201,15 @@ def _table_rows(data: bytes, delimiter: str, name: str) -> Iterator[Row]:
             yield Row(row.id, "", row.gold, extra, error=f"row {n} has an empty question")
         else:
             yield _checked(row)
+
+
+def _swallowed(record: dict[Any, Any], delimiter: str) -> str:
+    """The column whose value runs over a line break into text that has the delimiter (rows read into
+    one field past a quote that was never closed), or ""."""
+    for key, value in record.items():
+        if isinstance(value, str) and "\n" in value.strip() and delimiter in value.strip().split("\n", 1)[1]:
+            return str(key)
+    return ""
 
 
 def _jsonl_rows(data: bytes) -> Iterator[Row]:
