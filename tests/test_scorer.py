@@ -70,7 +70,40 @@ def test_every_answer_and_phrase_is_verbatim_at_its_offsets(assistant: Assistant
 def test_a_term_the_sources_never_use_is_named_in_the_reason(assistant: Assistant):
     answer = assistant.ask("How many F-35 fighter jets has Japan ordered?")
     assert answer.abstained and answer.reason == "the sources never mention 'F-35'"
-    assert answer.related
+    assert answer.related and answer.missing_terms == ("F-35",)
+    assert assistant.ask("What does SOSA do?").missing_terms == ()
+
+
+def test_an_answer_to_a_question_naming_what_the_sources_never_mention_says_so_everywhere():
+    """The answer is kept (a sentence can give the height asked about another thing), with a note in
+    every output: CLI, web, JSON, batch CSV and Markdown."""
+    import csv
+    import io
+
+    from qa import batch
+    from qa.cli import format_answer
+    from qa.serialize import answer_dict, schema
+    from qa.types import Answer, Citation, Snippet
+    from qa.web import answer_markdown
+
+    text = "It is 42 metres tall and its lamp can be seen 30 kilometres out to sea."
+    snippet = Snippet(text, Citation("6ade011d8b27:86-157", "lighthouse.txt", 86, 157), 0.39)
+    answer = Answer("How tall is the Eiffel Tower?", (snippet,), False, confidence=0.39, missing_terms=("Eiffel",))
+    note = "he sources never mention 'Eiffel': check that this answers what you asked"
+    assert f"Note: T{note}." in format_answer(answer)
+    assert f"**Note:** T{note}." in answer_markdown(answer)
+    data = answer_dict(answer)
+    jsonschema.validate(data, schema())
+    assert data["missing_terms"] == ["Eiffel"]
+    row = batch.record(batch.Row("1", answer.question), answer)
+    stream = io.StringIO()
+    batch.Writer(stream, "csv").write(row)
+    assert next(csv.DictReader(io.StringIO(stream.getvalue())))["missing_terms"] == "Eiffel"
+    stream = io.StringIO()
+    batch.Writer(stream, "md").write(row)
+    assert f"*note:* t{note}" in stream.getvalue()
+    plain = Answer("q", (snippet,), False, confidence=0.9)
+    assert "Note:" not in format_answer(plain) and "**Note:**" not in answer_markdown(plain)
 
 
 def test_a_count_question_is_declined_when_no_passage_gives_a_number(tmp_path: Path, embedder):

@@ -22,7 +22,7 @@ from .assistant import Assistant, clean_question
 from .errors import InputError, QAError
 from .serialize import answer_dict, empty_dict
 from .settings import BATCH_INPUT_FORMATS, BATCH_OUTPUT_FORMATS
-from .types import Answer
+from .types import Answer, unmentioned_note
 
 INPUT_FORMATS = BATCH_INPUT_FORMATS
 OUTPUT_FORMATS = BATCH_OUTPUT_FORMATS
@@ -301,6 +301,7 @@ class Writer:
         "abstained",
         "reason",
         "supporting",
+        "missing_terms",
         "error",
         "correct",
     ]
@@ -341,6 +342,7 @@ class Writer:
             "end": c.get("end"),
             "supporting": " | ".join(f"{s['text']} [{s['citation']['id']}]" for s in rec["supporting"]),
             "gold": " | ".join(rec.get("gold", [])),
+            "missing_terms": " | ".join(rec.get("missing_terms") or []),
         }
         self._csv.writerow(flat)
 
@@ -363,6 +365,8 @@ def _markdown(rec: dict[str, Any], n: int, first: bool) -> str:
         lines += [_md_quote({"text": rec["answer"], "citation": rec["citation"], "confidence": rec["confidence"]})]
         if rec.get("phrase"):
             lines += [f"*exact answer:* {rec['phrase']['text']}", ""]
+        if rec.get("missing_terms"):
+            lines += [f"*note:* {unmentioned_note(rec['missing_terms'])}", ""]
         if rec["supporting"]:
             lines += ["Supporting:", ""] + [_md_quote(s) for s in rec["supporting"]]
     if "correct" in rec:

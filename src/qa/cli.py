@@ -25,7 +25,7 @@ from .settings import (
     SCORERS,
     Settings,
 )
-from .types import NOT_ADDED, Answer, BuildReport, Passage, Snippet
+from .types import NOT_ADDED, Answer, BuildReport, Passage, Snippet, unmentioned_note
 
 # Control characters (C0 but tab and newline, DEL, C1) and the bidirectional overrides that can
 # reorder or hide text: sources are shown with these escaped, never sent to the terminal.
@@ -471,6 +471,9 @@ def format_answer(answer: Answer, color: bool = False) -> str:
     if answer.phrase is not None:
         phrase = visible(" ".join(answer.phrase.text.split()), one_line=True)
         lines.append(f"      Exact answer: “{phrase}” [{answer.phrase.citation.id}]")
+    if answer.missing_terms:
+        note = unmentioned_note(answer.missing_terms)
+        lines.append(visible(f"      Note: {note[:1].upper() + note[1:]}.", one_line=True))
     if len(answer.snippets) > 1:
         lines.append("")
         lines.append("Supporting:")

@@ -190,6 +190,7 @@ def judged_answer(
             related,
             round(confidence, 4),
             scorer=scorer,
+            missing_terms=question_cues.missing,
         )
     s = best.scored
     start, end = s.start, s.end
@@ -211,7 +212,7 @@ def judged_answer(
     if judgement.phrase is not None and not is_cell_column(best.text):
         a, b = judgement.phrase
         phrase = _snippet(index, s.doc, s.start + a, s.start + b, confidence)
-    return Answer(question, tuple(snippets), False, "", (), round(confidence, 4), phrase, scorer)
+    return Answer(question, tuple(snippets), False, "", (), round(confidence, 4), phrase, scorer, question_cues.missing)
 
 
 def abstention_reason(question_cues: Cues, stated: bool, confidence: float, threshold: float) -> str:

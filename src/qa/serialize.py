@@ -38,6 +38,7 @@ def answer_dict(answer: Answer) -> dict[str, Any]:
         "scorer": answer.scorer,
         # what supports the answer, or, when it abstained, the closest passages
         "supporting": [snippet_dict(s) for s in (answer.snippets[1:] if best else answer.related)],
+        "missing_terms": list(answer.missing_terms),
     }
 
 
@@ -53,6 +54,7 @@ def empty_dict(question: str) -> dict[str, Any]:
         "reason": None,
         "scorer": None,
         "supporting": [],
+        "missing_terms": [],
     }
 
 

@@ -109,6 +109,9 @@ class Answer:
     confidence: float = 0.0
     phrase: Snippet | None = None
     scorer: str = "none"
+    # The question's names and codes that occur nowhere in the sources. Set on an answer too: a
+    # sentence can give the kind of fact asked (a height) about something else (see README).
+    missing_terms: tuple[str, ...] = ()
 
     @property
     def best(self) -> Snippet | None:
@@ -134,6 +137,12 @@ class QuoteMatch:
     text: str
     kind: str
     similarity: float
+
+
+def unmentioned_note(terms: list[str] | tuple[str, ...]) -> str:
+    """What an answer shows when the question names something the sources never mention."""
+    names = ", ".join(f"'{t}'" for t in terms)
+    return f"the sources never mention {names}: check that this answers what you asked"
 
 
 # How the error of a file `add` was given and could not index ends: kept where it was (in the corpus

@@ -32,7 +32,7 @@ from .errors import InputError, QAError
 from .ingest import PAGE_SEPARATOR
 from .manifest import read_manifest
 from .settings import DEFAULT_CORPUS
-from .types import Answer, FileReport, Passage, Snippet
+from .types import Answer, FileReport, Passage, Snippet, unmentioned_note
 
 QUESTION_TYPES = [".txt", ".csv", ".tsv", ".jsonl"]
 SOURCE_TYPES = [".txt", ".md", ".pdf"]
@@ -107,6 +107,9 @@ def answer_markdown(answer: Answer) -> str:
     lines = [f"**Answer** · confidence {answer.confidence:.2f}"] + _quotes(shown[:1], 1, answer.phrase)
     if answer.phrase is not None:
         lines += ["", f"**Exact answer:** {md_escape(answer.phrase.text)}"]
+    if answer.missing_terms:
+        note = unmentioned_note(answer.missing_terms)
+        lines += ["", f"**Note:** {md_escape(note[:1].upper() + note[1:])}."]
     if len(shown) > 1:
         lines += ["", "**Supporting**"] + _quotes(shown[1:], 2)
     return "\n".join(lines)
