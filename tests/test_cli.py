@@ -141,6 +141,13 @@ def test_a_folder_that_is_not_there_is_named_with_what_to_check(tmp_path):
         1,
         f"error: nothing to index: {tmp_path / 'nowhere'}: does not exist; check the path\n",
     )
+    assert not (tmp_path / "index").exists()  # a build that fails leaves no folder it made
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "mine").mkdir()  # a folder the user made stays, with only the lock file in it
+    for index in (tmp_path / "new" / "deeper", tmp_path / "mine"):
+        result = run("index", str(tmp_path / "empty"), "--index", str(index))
+        assert result.exit_code == 1 and "nothing could be indexed" in result.output
+    assert not (tmp_path / "new").exists() and (tmp_path / "mine").is_dir()
 
 
 @pytest.mark.slow

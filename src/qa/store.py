@@ -20,6 +20,7 @@ they read, and clean-up removes only generations that nobody holds.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import json
@@ -81,7 +82,9 @@ def _oserror(index_dir: Path, exc: Exception, doing: str) -> IndexFolderError:
 
 @contextmanager
 def build_lock(index_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """Hold the index folder's build lock, or raise IndexLockedError naming the holder."""
+    """Hold the index folder's build lock, or raise IndexLockedError naming the holder. A build that
+    fails in a folder this lock made leaves no folder behind (nothing but the lock was in it)."""
+    made = [p for p in (index_dir, *index_dir.parents) if not p.exists()]
     try:
         index_dir.mkdir(parents=True, exist_ok=True)
         handle = open(index_dir / LOCK, "a+")  # noqa: SIM115 (closed below, after the yield)
@@ -105,11 +108,18 @@ def build_lock(index_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()}")
         handle.flush()
+        failed = True
         try:
             yield
+            failed = False
         finally:
             handle.seek(0)
             handle.truncate()
+            if failed and made and [p.name for p in index_dir.iterdir()] == [LOCK]:
+                with contextlib.suppress(OSError):
+                    (index_dir / LOCK).unlink()
+                    for folder in made:  # deepest first
+                        folder.rmdir()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
