@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 from qa import Assistant, Settings
 from qa.cli import main
-from qa.errors import IndexFolderError
+from qa.errors import IndexFolderError, InputError
 from qa.index import Index
 from qa.settings import auto_precision
 from qa.store import current_generation
@@ -370,3 +370,19 @@ def test_an_added_file_that_cannot_be_read_leaves_no_copy_behind(tmp_path):
         "skipped",
         ".hidden.txt: qa does not index hidden files or files inside the index folder; not added",
     )
+
+
+def test_a_source_can_be_removed_by_its_file_s_path_and_the_file_stays(tmp_path):
+    docs = docs_folder(tmp_path)
+    build_fake(docs, tmp_path / "index")
+    assistant = Assistant.open(tmp_path / "index", embedder=HashEmbedder())
+    name = sorted(assistant.manifest.files)[0]
+    path = docs / name
+    before = path.read_bytes()
+    outside = tmp_path / name  # the same name outside the corpus is not that source
+    outside.write_text("Not indexed.")
+    with pytest.raises(InputError, match="is not a source of this index"):
+        assistant.remove(str(outside))
+    removal = assistant.remove(str(path))
+    assert removal.source == name and not removal.deleted and name not in assistant.manifest.files
+    assert path.read_bytes() == before

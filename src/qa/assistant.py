@@ -452,9 +452,10 @@ class Assistant:
         corpus folder, or when ``delete_file`` asks for it; the user's own files stay where they are."""
         with self._changing:
             manifest = self.manifest
-            entry = manifest.entry(source)
+            entry = manifest.entry(source)  # by its name in the sources list, or by its file's path
             if entry is None:
                 raise InputError(f"{source!r} is not a source of this index; pick one from the sources list")
+            source = entry.source
             if not entry.path:
                 raise InputError(f"{source!r} was not read from a file of a corpus folder; it cannot be removed here")
             path = entry.path

@@ -782,7 +782,8 @@ class AddProgress:
 )
 @json_option
 def remove_command(source: str, index_dir: Path, delete_file: bool, as_json: bool) -> None:
-    """Take SOURCE (as listed by `qa sources`) out of the index; your own file stays where it is."""
+    """Take SOURCE (as listed by `qa sources`, or its file's path) out of the index; your own file
+    stays where it is."""
     removal = _open(index_dir, None).remove(source, delete_file=delete_file)
     remember_index(index_dir)
     if as_json:

@@ -140,8 +140,18 @@ class Manifest:
         return mine == theirs and self.lexical == fields["lexical"]
 
     def entry(self, source: str) -> FileEntry | None:
-        """The indexed or skipped file named ``source``."""
-        return self.files.get(source) or self.skipped.get(source)
+        """The indexed or skipped file named ``source``, or whose file is at the path ``source``."""
+        found = self.files.get(source) or self.skipped.get(source)
+        if found is not None or not source:
+            return found
+        try:
+            wanted = os.path.realpath(os.path.expanduser(source))
+        except (OSError, ValueError):
+            return None
+        for e in (*self.files.values(), *self.skipped.values()):
+            if e.path and (e.path == wanted or os.path.realpath(e.path) == wanted):
+                return e
+        return None
 
     def is_managed(self, path: str) -> bool:
         """Whether ``path`` was copied into a corpus folder by `qa add` (so removing it may delete it)."""
