@@ -201,6 +201,17 @@ def test_a_phrase_leaves_out_the_markdown_marks_and_spaces_at_its_edges():
     assert text[start + 2 : start + 13] == "night shift"
     assert _trimmed(text, (start, start + 2)) is None  # only marks: no phrase
     assert _trimmed("a `code` b", (2, 8)) == (3, 7)
+    for whole, covered, phrase in [
+        ("built by Thomas Hale.", "Thomas Hale.", "Thomas Hale"),
+        ("in 1874, by him", "1874,", "1874"),
+        ("made in the U.S.", "the U.S.", "the U.S."),
+        ("sold to Acme Inc.", "Acme Inc.", "Acme Inc."),
+        ("in 1874.", "1874.", "1874"),
+        ("by **Hale**.", "**Hale**.", "Hale"),
+    ]:
+        at = whole.index(covered)
+        a, b = _trimmed(whole, (at, at + len(covered)))  # type: ignore[misc]
+        assert whole[a:b] == phrase
 
 
 def test_what_reads_as_a_column_of_table_cells():

@@ -225,10 +225,19 @@ _MARKUP = "*_`~"  # Markdown's emphasis and code marks: around a phrase, not par
 
 def _trimmed(text: str, span: tuple[int, int]) -> tuple[int, int] | None:
     """``span`` without the white space and Markdown marks at its edges ("**night shift" reads
-    "night shift"); None when nothing is left."""
+    "night shift"), nor the punctuation that ends its clause or sentence ("Thomas Hale." reads
+    "Thomas Hale"; the dot of "U.S." or "Inc." stays); None when nothing is left."""
     a, b = span
-    while a < b and (text[a].isspace() or text[a] in _MARKUP):
-        a += 1
-    while b > a and (text[b - 1].isspace() or text[b - 1] in _MARKUP):
-        b -= 1
-    return (a, b) if b > a else None
+    while True:
+        while a < b and (text[a].isspace() or text[a] in _MARKUP):
+            a += 1
+        while b > a and (text[b - 1].isspace() or text[b - 1] in _MARKUP):
+            b -= 1
+        if b > a and text[b - 1] in ",;:":
+            b -= 1
+            continue
+        word = text[a : b - 1].split()[-1] if b - 1 > a and text[a : b - 1].split() else ""
+        if b > a and text[b - 1] == "." and len(word) > 3 and "." not in word:
+            b -= 1
+            continue
+        return (a, b) if b > a else None
