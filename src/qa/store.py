@@ -115,11 +115,12 @@ def build_lock(index_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
         finally:
             handle.seek(0)
             handle.truncate()
-            if failed and made and [p.name for p in index_dir.iterdir()] == [LOCK]:
+            if failed and made:
                 with contextlib.suppress(OSError):
-                    (index_dir / LOCK).unlink()
-                    for folder in made:  # deepest first
-                        folder.rmdir()
+                    if [p.name for p in index_dir.iterdir()] == [LOCK]:
+                        (index_dir / LOCK).unlink()
+                        for folder in made:  # deepest first
+                            folder.rmdir()
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
