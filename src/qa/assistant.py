@@ -36,6 +36,17 @@ _SURROGATE = re.compile("[\ud800-\udfff]")  # half of a UTF-16 pair, alone: not 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
+def undecodable_shown(text: str) -> str:
+    """``text`` with each lone surrogate written out: a byte that was not UTF-8 (surrogateescape's
+    U+DC80-U+DCFF) as ``\\xNN``, any other as ``U+XXXX``."""
+
+    def one(m: re.Match[str]) -> str:
+        code = ord(m.group())
+        return f"\\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+
+    return _SURROGATE.sub(one, text)
+
+
 def clean_question(question: str) -> str:
     """The question with control characters dropped and white space folded; InputError if unusable."""
     if not isinstance(question, str):
@@ -44,8 +55,8 @@ def clean_question(question: str) -> str:
     if bad:
         # What a terminal or pipe gives for bytes that are not UTF-8 (Python's "surrogateescape"):
         # not text the tokenizer can read.
-        code = ord(bad.group())
-        what = f"the byte \\x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        shown = undecodable_shown(bad.group())
+        what = f"the byte {shown}" if shown.startswith("\\x") else shown
         raise InputError(
             f"the question holds {what} at character {bad.start() + 1}, which is not UTF-8 text; "
             "type or save it as UTF-8"

@@ -433,9 +433,9 @@ def chat_command(index_dir: Path, model: str | None, k: int | None, scorer: str 
         except InputError as exc:
             echo(f"error: {exc}", err=True, one_line=True)
             if as_json:  # a line for every question, so that a reader of the lines stays in step
-                shown = _BYTE.sub(lambda m: f"\\x{ord(m.group()) - 0xDC00:02x}", question[:200])
-                shown = shown.encode("utf-8", "backslashreplace").decode("utf-8")  # other lone surrogates
-                _emit_json_line({**empty_dict(shown), "error": str(exc)})
+                from .assistant import undecodable_shown
+
+                _emit_json_line({**empty_dict(undecodable_shown(question[:200])), "error": str(exc)})
                 sys.stdout.flush()
             continue
         if as_json:
@@ -445,9 +445,6 @@ def chat_command(index_dir: Path, model: str | None, k: int | None, scorer: str 
         sys.stdout.flush()
     if tty:
         click.echo("", err=True)
-
-
-_BYTE = re.compile("[\udc80-\udcff]")  # a byte that was not UTF-8, as Python's surrogateescape reads it
 
 
 def _emit_json_line(data: Any) -> None:
